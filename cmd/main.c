@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+
+int main(void) {
+        fprintf(stderr, "longbox: under construction\n");
+        return 1;
+}

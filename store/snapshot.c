@@ -1,0 +1,1 @@
+/* placeholder until implemented */ typedef int lb_placeholder_t;
