@@ -1,1 +1,533 @@
-/* placeholder until implemented */ typedef int lb_placeholder_t;
+/* SPDX-License-Identifier: MIT */
+/*
+ * Packs and the blob codec. Format: store/format.h.
+ *
+ * The only place that calls zstd; its error convention (size_t results
+ * tested with ZSTD_isError) is translated in zstd_errno().
+ */
+#include "store/pack.h"
+
+#include <pthread.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#define BLOB_AD_MAGIC "LBBLOB1\0"
+
+/* Smallest and largest sealed TOC: "LBTC" || count u32 || count * entry, sealed. */
+#define TOC_MIN_SIZE ((uint64_t) LB_SEAL_OVERHEAD + 8)
+#define TOC_MAX_SIZE (TOC_MIN_SIZE + (uint64_t) LB_PACK_MAX_ENTRIES * LB_ENTRY_SIZE)
+
+_Static_assert(sizeof(BLOB_AD_MAGIC) - 1 == 8, "blob ad magic");
+_Static_assert(sizeof(LB_PACK_MAGIC) - 1 == 8, "pack magic");
+_Static_assert(LB_PACK_FOOTER_SIZE == 4 + 4 + 8, "footer layout");
+_Static_assert(LB_ENTRY_SIZE == LB_ID_SIZE + 8 + 4 + 4 + 4 + 1 + 1 + 2, "entry layout");
+_Static_assert(TOC_MAX_SIZE <= UINT32_MAX, "toc_len must fit u32");
+_Static_assert((uint64_t) LB_BLOB_RAW_MAX + LB_SEAL_OVERHEAD <= UINT32_MAX, "stored_len must fit u32");
+
+static int zstd_errno(size_t r) {
+        switch (ZSTD_getErrorCode(r)) {
+        case ZSTD_error_memory_allocation:
+        case ZSTD_error_workSpace_tooSmall:
+                return -ENOMEM;
+        case ZSTD_error_dstSize_tooSmall:
+                return -ENOBUFS;
+        case ZSTD_error_parameter_unsupported:
+        case ZSTD_error_parameter_combination_unsupported:
+        case ZSTD_error_parameter_outOfBound:
+                return -EINVAL;
+        default:
+                /* Every other zstd error means the input is not a valid frame. */
+                return -EBADMSG;
+        }
+}
+
+/* Per-thread compression and decompression contexts: blobs are encoded by
+ * several worker threads, so nothing here is shared. A pthread key (rather
+ * than a bare __thread pointer) frees the contexts when a thread exits. */
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cctx_key, dctx_key;
+static int ctx_key_error;
+
+static void free_cctx(void *p) {
+        ZSTD_freeCCtx(p);
+}
+
+static void free_dctx(void *p) {
+        ZSTD_freeDCtx(p);
+}
+
+static void make_ctx_keys(void) {
+        int r = pthread_key_create(&cctx_key, free_cctx);
+        if (r != 0) {
+                ctx_key_error = -r;
+                return;
+        }
+        r = pthread_key_create(&dctx_key, free_dctx);
+        if (r != 0)
+                ctx_key_error = -r;
+}
+
+static int get_cctx(ZSTD_CCtx **ret) {
+        (void) pthread_once(&ctx_once, make_ctx_keys);
+        if (ctx_key_error < 0)
+                return ctx_key_error;
+        ZSTD_CCtx *c = pthread_getspecific(cctx_key);
+        if (!c) {
+                c = ZSTD_createCCtx();
+                if (!c)
+                        return -ENOMEM;
+                int r = pthread_setspecific(cctx_key, c);
+                if (r != 0) {
+                        ZSTD_freeCCtx(c);
+                        return -r;
+                }
+        }
+        *ret = c;
+        return 0;
+}
+
+static int get_dctx(ZSTD_DCtx **ret) {
+        (void) pthread_once(&ctx_once, make_ctx_keys);
+        if (ctx_key_error < 0)
+                return ctx_key_error;
+        ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+        if (!d) {
+                d = ZSTD_createDCtx();
+                if (!d)
+                        return -ENOMEM;
+                int r = pthread_setspecific(dctx_key, d);
+                if (r != 0) {
+                        ZSTD_freeDCtx(d);
+                        return -r;
+                }
+        }
+        *ret = d;
+        return 0;
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+/* The checks shared by lb_entry_decode and every function that takes an entry
+ * from a caller. Offsets are checked by whoever knows the pack size. */
+static int entry_check(const LbPackEntry *e) {
+        if (e->type != LB_BLOB_DATA && e->type != LB_BLOB_TREE && e->type != LB_BLOB_CHUNKLIST)
+                return -EBADMSG;
+        if (e->codec != LB_CODEC_RAW && e->codec != LB_CODEC_ZSTD)
+                return -EBADMSG;
+        if (e->raw_len > LB_BLOB_RAW_MAX)
+                return -EBADMSG;
+        if (e->stored_len < LB_SEAL_OVERHEAD || e->payload_len > e->stored_len - LB_SEAL_OVERHEAD)
+                return -EBADMSG;
+        if (e->codec == LB_CODEC_RAW && e->payload_len != e->raw_len)
+                return -EBADMSG;
+        /* The payload is padded to exactly lb_pad_length(payload_len); a
+         * padded length below payload_len means it wrapped past 2^32. */
+        uint32_t padded = lb_pad_length(e->payload_len);
+        if (padded < e->payload_len || (uint64_t) padded + LB_SEAL_OVERHEAD != e->stored_len)
+                return -EBADMSG;
+        return 0;
+}
+
+void lb_entry_encode(const LbPackEntry *e, uint8_t out[LB_ENTRY_SIZE]) {
+        memcpy(out, e->id.b, LB_ID_SIZE);
+        lb_put_le64(out + 32, e->offset);
+        lb_put_le32(out + 40, e->stored_len);
+        lb_put_le32(out + 44, e->payload_len);
+        lb_put_le32(out + 48, e->raw_len);
+        out[52] = e->type;
+        out[53] = e->codec;
+        lb_put_le16(out + 54, 0);
+}
+
+int lb_entry_decode(const uint8_t in[LB_ENTRY_SIZE], LbPackEntry *ret) {
+        LbPackEntry e;
+        memcpy(e.id.b, in, LB_ID_SIZE);
+        e.offset = lb_get_le64(in + 32);
+        e.stored_len = lb_get_le32(in + 40);
+        e.payload_len = lb_get_le32(in + 44);
+        e.raw_len = lb_get_le32(in + 48);
+        e.type = in[52];
+        e.codec = in[53];
+        if (lb_get_le16(in + 54) != 0)
+                return -EBADMSG;
+        int r = entry_check(&e);
+        if (r < 0)
+                return r;
+        *ret = e;
+        return 0;
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+static void blob_ad(const LbPackEntry *e, uint8_t ad[LB_BLOB_AD_SIZE]) {
+        memcpy(ad, BLOB_AD_MAGIC, 8);
+        ad[8] = e->type;
+        ad[9] = e->codec;
+        memcpy(ad + 10, e->id.b, LB_ID_SIZE);
+        lb_put_le32(ad + 42, e->payload_len);
+        lb_put_le32(ad + 46, e->raw_len);
+}
+
+/* Compresses raw into dst (capacity cap). Returns the compressed length,
+ * or -ENOBUFS when the result would not fit (i.e. compression does not pay). */
+static int compress_into(const void *raw, size_t raw_len, int level, uint8_t *dst, size_t cap, size_t *ret_len) {
+        ZSTD_CCtx *c = NULL;
+        int r = get_cctx(&c);
+        if (r < 0)
+                return r;
+        size_t z = ZSTD_compressCCtx(c, dst, cap, raw, raw_len, LB_MIN(level, ZSTD_maxCLevel()));
+        if (ZSTD_isError(z))
+                return zstd_errno(z);
+        *ret_len = z;
+        return 0;
+}
+
+int lb_blob_encode(const LbKeys *k, uint8_t type, const LbId *id, const void *raw, size_t raw_len,
+                   int zstd_level, LbBuf *out, LbPackEntry *e) {
+        if (type != LB_BLOB_DATA && type != LB_BLOB_TREE && type != LB_BLOB_CHUNKLIST)
+                return -EINVAL;
+        if (raw_len > LB_BLOB_RAW_MAX)
+                return -E2BIG;
+
+        /* Padding is monotonic, so pad(raw_len) holds any payload we keep. */
+        size_t cap = lb_pad_length((uint32_t) raw_len);
+        _cleanup_free_ uint8_t *plain = malloc(LB_MAX(cap, (size_t) 1));
+        if (!plain)
+                return -ENOMEM;
+
+        uint8_t codec = LB_CODEC_RAW;
+        size_t payload_len = raw_len;
+        if (zstd_level > 0 && raw_len > 1) {
+                size_t z = 0;
+                /* Capacity raw_len - 1: zstd is kept only when strictly smaller. */
+                int r = compress_into(raw, raw_len, zstd_level, plain, raw_len - 1, &z);
+                if (r >= 0) {
+                        codec = LB_CODEC_ZSTD;
+                        payload_len = z;
+                } else if (r != -ENOBUFS)
+                        return r;
+        }
+        if (codec == LB_CODEC_RAW && raw_len > 0)
+                memcpy(plain, raw, raw_len);
+
+        size_t padded = lb_pad_length((uint32_t) payload_len);
+        memset(plain + payload_len, 0, padded - payload_len);
+
+        LbPackEntry n = {
+                .id = *id,
+                .offset = 0,
+                .stored_len = (uint32_t) (padded + LB_SEAL_OVERHEAD),
+                .payload_len = (uint32_t) payload_len,
+                .raw_len = (uint32_t) raw_len,
+                .type = type,
+                .codec = codec,
+        };
+        uint8_t ad[LB_BLOB_AD_SIZE];
+        blob_ad(&n, ad);
+
+        uint8_t *p;
+        int r = lb_buf_grow(out, n.stored_len, &p);
+        if (r < 0)
+                return r;
+        lb_seal(k->data_key, ad, sizeof ad, plain, padded, p);
+        *e = n;
+        return 0;
+}
+
+static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len, LbBuf *out) {
+        int r = entry_check(e);
+        if (r < 0)
+                return r;
+        if (stored_len != e->stored_len)
+                return -EBADMSG;
+
+        uint8_t ad[LB_BLOB_AD_SIZE];
+        blob_ad(e, ad);
+        size_t padded = stored_len - LB_SEAL_OVERHEAD;
+
+        /* At least one byte, so out->data is never NULL, even for an empty blob. */
+        r = lb_buf_reserve(out, LB_MAX(LB_MAX(padded, (size_t) e->raw_len), (size_t) 1));
+        if (r < 0)
+                return r;
+
+        /* Raw blobs open straight into out; compressed ones into a scratch buffer. */
+        _cleanup_free_ uint8_t *scratch = NULL;
+        uint8_t *plain;
+        if (e->codec == LB_CODEC_RAW) {
+                r = lb_buf_grow(out, padded, &plain);
+                if (r < 0)
+                        return r;
+        } else {
+                plain = scratch = malloc(LB_MAX(padded, (size_t) 1));
+                if (!scratch)
+                        return -ENOMEM;
+        }
+        r = lb_unseal(k->data_key, ad, sizeof ad, stored, stored_len, plain);
+        if (r < 0)
+                return r;
+        for (size_t i = e->payload_len; i < padded; i++)
+                if (plain[i] != 0)
+                        return -EBADMSG;
+
+        if (e->codec == LB_CODEC_RAW)
+                out->len = e->raw_len;
+        else {
+                ZSTD_DCtx *d = NULL;
+                r = get_dctx(&d);
+                if (r < 0)
+                        return r;
+                uint8_t *dst;
+                r = lb_buf_grow(out, e->raw_len, &dst);
+                if (r < 0)
+                        return r;
+                size_t z = ZSTD_decompressDCtx(d, dst, e->raw_len, plain, e->payload_len);
+                if (ZSTD_isError(z)) {
+                        r = zstd_errno(z);
+                        /* The output is sized from an authenticated raw_len: a frame
+                         * that does not fit it is corrupt, not a lack of space. */
+                        return r == -ENOBUFS ? -EBADMSG : r;
+                }
+                if (z != e->raw_len)
+                        return -EBADMSG;
+        }
+
+        LbId id;
+        lb_chunk_id(k, out->data, out->len, &id);
+        if (lb_id_cmp(&id, &e->id) != 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int lb_blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len, LbBuf *out) {
+        lb_buf_clear(out);
+        int r = blob_decode(k, e, stored, stored_len, out);
+        if (r < 0) {
+                /* Never hand back bytes that failed verification. */
+                if (out->data)
+                        memset(out->data, 0, out->len);
+                lb_buf_clear(out);
+        }
+        return r;
+}
+
+/* ---- pack writer -------------------------------------------------------- */
+
+struct LbPackWriter {
+        LbKeys keys;            /* a copy, wiped on free */
+        LbBuf blobs;            /* sealed blobs in insertion order */
+        LbPackEntry *entries;   /* offset = position in blobs */
+        size_t n, cap;
+};
+
+int lb_pack_writer_new(const LbKeys *k, LbPackWriter **ret) {
+        LbPackWriter *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->keys = *k;
+        *ret = w;
+        return 0;
+}
+
+LbPackWriter *lb_pack_writer_free(LbPackWriter *w) {
+        if (!w)
+                return NULL;
+        lb_keys_wipe(&w->keys);
+        lb_buf_free(&w->blobs);
+        free(w->entries);
+        free(w);
+        return NULL;
+}
+
+int lb_pack_writer_add(LbPackWriter *w, const LbPackEntry *e, const void *stored, size_t stored_len) {
+        if (entry_check(e) < 0 || stored_len != e->stored_len)
+                return -EINVAL;
+        if (w->n >= LB_PACK_MAX_ENTRIES)
+                return -E2BIG;
+        /* Leave room for the largest TOC and the footer within LB_PACK_MAX_SIZE. */
+        if ((uint64_t) w->blobs.len + stored_len > LB_PACK_MAX_SIZE - TOC_MAX_SIZE - LB_PACK_FOOTER_SIZE)
+                return -EFBIG;
+        if (w->n == w->cap) {
+                size_t cap = w->cap ? w->cap * 2 : 64;
+                LbPackEntry *a = reallocarray(w->entries, cap, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                w->entries = a;
+                w->cap = cap;
+        }
+        uint64_t off = w->blobs.len;
+        int r = lb_buf_append(&w->blobs, stored, stored_len);
+        if (r < 0)
+                return r;
+        w->entries[w->n] = *e;
+        w->entries[w->n].offset = off;
+        w->n++;
+        return 0;
+}
+
+size_t lb_pack_writer_count(const LbPackWriter *w) {
+        return w->n;
+}
+
+uint64_t lb_pack_writer_size(const LbPackWriter *w) {
+        return w->blobs.len;
+}
+
+/* On success the writer is empty again and can build another pack. */
+int lb_pack_writer_finish(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n) {
+        size_t n = w->n;
+        _cleanup_free_ size_t *perm = malloc(LB_MAX(n, (size_t) 1) * sizeof *perm);
+        _cleanup_free_ LbPackEntry *out_entries = malloc(LB_MAX(n, (size_t) 1) * sizeof *out_entries);
+        if (!perm || !out_entries)
+                return -ENOMEM;
+
+        /* Fisher-Yates: perm is a uniformly random order of the blobs. */
+        for (size_t i = 0; i < n; i++)
+                perm[i] = i;
+        for (size_t i = n; i > 1; i--) {
+                size_t j = lb_random_uniform((uint32_t) i);
+                size_t t = perm[i - 1];
+                perm[i - 1] = perm[j];
+                perm[j] = t;
+        }
+
+        size_t toc_plain_len = 8 + n * LB_ENTRY_SIZE;
+        size_t toc_len = toc_plain_len + LB_SEAL_OVERHEAD;
+        _cleanup_buf_ LbBuf pack = {};
+        _cleanup_buf_ LbBuf toc = {};
+        int r = lb_buf_reserve(&pack, w->blobs.len + toc_len + LB_PACK_FOOTER_SIZE);
+        if (r < 0)
+                return r;
+        r = lb_buf_reserve(&toc, toc_plain_len);
+        if (r < 0)
+                return r;
+        r = lb_buf_append(&toc, LB_TOC_MAGIC, 4);
+        if (r < 0)
+                return r;
+        r = lb_buf_append_le32(&toc, (uint32_t) n);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < n; i++) {
+                const LbPackEntry *src = &w->entries[perm[i]];
+                LbPackEntry *e = &out_entries[i];
+                *e = *src;
+                e->offset = pack.len;
+                r = lb_buf_append(&pack, w->blobs.data + src->offset, src->stored_len);
+                if (r < 0)
+                        return r;
+                uint8_t *p;
+                r = lb_buf_grow(&toc, LB_ENTRY_SIZE, &p);
+                if (r < 0)
+                        return r;
+                lb_entry_encode(e, p);
+        }
+
+        uint8_t *p;
+        r = lb_buf_grow(&pack, toc_len, &p);
+        if (r < 0)
+                return r;
+        lb_seal(w->keys.meta_key, LB_TOC_AD, strlen(LB_TOC_AD), toc.data, toc.len, p);
+
+        r = lb_buf_grow(&pack, LB_PACK_FOOTER_SIZE, &p);
+        if (r < 0)
+                return r;
+        lb_put_le32(p, (uint32_t) toc_len);
+        lb_put_le32(p + 4, LB_FORMAT_VERSION);
+        memcpy(p + 8, LB_PACK_MAGIC, 8);
+
+        lb_buf_free(ret_bytes);
+        *ret_bytes = pack;
+        pack = (LbBuf) {};
+        *ret_entries = LB_TAKE_PTR(out_entries);
+        *ret_n = n;
+
+        lb_buf_clear(&w->blobs);
+        w->n = 0;
+        return 0;
+}
+
+/* ---- pack parsing ------------------------------------------------------- */
+
+int lb_pack_parse_footer(const uint8_t footer[LB_PACK_FOOTER_SIZE], uint64_t pack_size, uint32_t *ret_toc_len) {
+        if (pack_size < LB_PACK_FOOTER_SIZE || pack_size > LB_PACK_MAX_SIZE)
+                return -EBADMSG;
+        if (memcmp(footer + 8, LB_PACK_MAGIC, 8) != 0)
+                return -EBADMSG;
+        if (lb_get_le32(footer + 4) != LB_FORMAT_VERSION)
+                return -EPROTONOSUPPORT;
+        uint32_t toc_len = lb_get_le32(footer);
+        if (toc_len < TOC_MIN_SIZE || toc_len > TOC_MAX_SIZE || toc_len > pack_size - LB_PACK_FOOTER_SIZE)
+                return -EBADMSG;
+        if ((toc_len - TOC_MIN_SIZE) % LB_ENTRY_SIZE != 0)
+                return -EBADMSG;
+        *ret_toc_len = toc_len;
+        return 0;
+}
+
+static int cmp_offset(const void *a, const void *b) {
+        const LbPackEntry *x = a, *y = b;
+        return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+int lb_pack_parse_toc(const LbKeys *k, const uint8_t *sealed, size_t n, uint64_t blobs_end,
+                      LbPackEntry **ret, size_t *ret_n) {
+        if (n < TOC_MIN_SIZE || n > TOC_MAX_SIZE)
+                return -EBADMSG;
+        _cleanup_buf_ LbBuf plain = {};
+        int r = lb_unseal_buf(k->meta_key, LB_TOC_AD, sealed, n, &plain);
+        if (r < 0)
+                return r;
+
+        LbReader rd = lb_reader(plain.data, plain.len);
+        const uint8_t *magic;
+        uint32_t count;
+        r = lb_reader_bytes(&rd, 4, &magic);
+        if (r < 0)
+                return r;
+        if (memcmp(magic, LB_TOC_MAGIC, 4) != 0)
+                return -EBADMSG;
+        r = lb_reader_le32(&rd, &count);
+        if (r < 0)
+                return r;
+        if (count > LB_PACK_MAX_ENTRIES || (uint64_t) count * LB_ENTRY_SIZE != lb_reader_left(&rd))
+                return -EBADMSG;
+
+        _cleanup_free_ LbPackEntry *entries = calloc(LB_MAX(count, 1u), sizeof *entries);
+        _cleanup_free_ LbPackEntry *sorted = calloc(LB_MAX(count, 1u), sizeof *sorted);
+        if (!entries || !sorted)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < count; i++) {
+                const uint8_t *p;
+                r = lb_reader_bytes(&rd, LB_ENTRY_SIZE, &p);
+                if (r < 0)
+                        return r;
+                r = lb_entry_decode(p, &entries[i]);
+                if (r < 0)
+                        return r;
+                if (entries[i].offset > blobs_end || entries[i].stored_len > blobs_end - entries[i].offset)
+                        return -EBADMSG;
+        }
+
+        /* No two blobs may share bytes. */
+        if (count > 0)
+                memcpy(sorted, entries, (size_t) count * sizeof *sorted);
+        qsort(sorted, count, sizeof *sorted, cmp_offset);
+        for (uint32_t i = 1; i < count; i++)
+                if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].stored_len)
+                        return -EBADMSG;
+
+        *ret = LB_TAKE_PTR(entries);
+        *ret_n = count;
+        return 0;
+}
+
+int lb_pack_parse(const LbKeys *k, const uint8_t *pack, size_t pack_size, LbPackEntry **ret, size_t *ret_n) {
+        if (pack_size < LB_PACK_FOOTER_SIZE)
+                return -EBADMSG;
+        uint32_t toc_len;
+        int r = lb_pack_parse_footer(pack + pack_size - LB_PACK_FOOTER_SIZE, pack_size, &toc_len);
+        if (r < 0)
+                return r;
+        uint64_t blobs_end = pack_size - LB_PACK_FOOTER_SIZE - toc_len;
+        return lb_pack_parse_toc(k, pack + blobs_end, toc_len, blobs_end, ret, ret_n);
+}

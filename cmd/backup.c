@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "cmd/common.h"
+#include "store/archiver.h"
+#include "store/crypto.h"
+
+static const char help[] =
+        "Usage: longbox backup [OPTIONS] PATH...\n"
+        "       longbox backup [OPTIONS] --stdin-name NAME\n"
+        "       longbox backup [OPTIONS] --stdin-name NAME --stdin-from-command -- CMD [ARGS...]\n"
+        "\n"
+        "Backs up files and directories (recorded under their absolute paths), or\n"
+        "standard input as the file /NAME, into a new snapshot. With\n"
+        "--stdin-from-command longbox runs CMD itself and records no snapshot unless\n"
+        "CMD exits with status 0, so a failed dump never looks like a backup.\n"
+        "Unreadable inputs are reported and skipped; the snapshot is recorded and the\n"
+        "exit code is 3.\n"
+        "\n"
+        "Options:\n"
+        "  --tag TAG                 add a tag to the snapshot (repeatable)\n"
+        "  --host HOST               hostname to record (default: this machine's)\n"
+        "  --time \"YYYY-MM-DD HH:MM:SS\"  snapshot time, local time (default: now)\n"
+        "  --stdin-name NAME         read the content from standard input as /NAME\n"
+        "  --stdin-from-command      run the command after -- and back up its output\n"
+        "  --json                    print the summary as one JSON object\n";
+
+enum {
+        OPT_TAG = OPT_FIRST_LOCAL,
+        OPT_HOST,
+        OPT_TIME,
+        OPT_STDIN_NAME,
+        OPT_STDIN_FROM_COMMAND,
+};
+
+typedef struct BackupCtx {
+        pid_t child;
+        const char *command;
+        bool command_failed;
+        int status;
+} BackupCtx;
+
+static void on_warn(void *userdata, const char *path, int err) {
+        fprintf(stderr, "longbox: Failed to read %s: %s; it is not in the snapshot\n", path, cli_strerror(err));
+}
+
+static int wait_child(BackupCtx *b) {
+        if (b->child <= 0)
+                return 0;
+        int status;
+        pid_t p;
+        do
+                p = waitpid(b->child, &status, 0);
+        while (p < 0 && errno == EINTR);
+        b->child = 0;
+        if (p < 0)
+                return -errno;
+        b->status = status;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+        b->command_failed = true;
+        return -ECHILD;
+}
+
+static int before_commit(void *userdata) {
+        return wait_child(userdata);
+}
+
+static int start_command(char **argv, BackupCtx *b, int *ret_fd) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return cli_fail(-errno, "create a pipe for command %s", argv[0]);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+                int k = -errno;
+                close(p[0]);
+                close(p[1]);
+                return cli_fail(k, "start command %s", argv[0]);
+        }
+        if (pid == 0) {
+                if (dup2(p[1], STDOUT_FILENO) < 0)
+                        _exit(127);
+                signal(SIGPIPE, SIG_DFL);
+                execvp(argv[0], argv);
+                fprintf(stderr, "longbox: Failed to run command %s: %s\n", argv[0], strerror(errno));
+                _exit(127);
+        }
+        close(p[1]);
+        b->child = pid;
+        b->command = argv[0];
+        *ret_fd = p[0];
+        return 0;
+}
+
+static int parse_time(const char *s, int64_t *ret_ns, int32_t *ret_off) {
+        struct tm tm = {};
+        const char *end = strptime(s, "%Y-%m-%d %H:%M:%S", &tm);
+        if (!end || *end)
+                return -EINVAL;
+        tm.tm_isdst = -1;
+        errno = 0;
+        time_t t = mktime(&tm);
+        if (t == (time_t) -1 && errno)
+                return -ERANGE;
+        *ret_ns = (int64_t) t * 1000000000;
+        *ret_off = (int32_t) tm.tm_gmtoff;
+        return 0;
+}
+
+static void print_summary(const LbBackupResult *res) {
+        const LbSnapshotStats *s = &res->stats;
+        char id[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&res->snapshot_id, id);
+        if (cli.json) {
+                _cleanup_json_ json_object *o = json_object_new_object();
+                json_object_object_add(o, "message_type", json_object_new_string("summary"));
+                json_object_object_add(o, "files_new", json_object_new_uint64(s->files));
+                json_object_object_add(o, "files_changed", json_object_new_uint64(0));
+                json_object_object_add(o, "files_unmodified", json_object_new_uint64(0));
+                json_object_object_add(o, "dirs_new", json_object_new_uint64(s->dirs));
+                json_object_object_add(o, "dirs_changed", json_object_new_uint64(0));
+                json_object_object_add(o, "dirs_unmodified", json_object_new_uint64(0));
+                json_object_object_add(o, "data_blobs", json_object_new_uint64(s->chunks_new));
+                json_object_object_add(o, "data_added", json_object_new_uint64(s->bytes_stored));
+                json_object_object_add(o, "data_added_raw", json_object_new_uint64(s->bytes_new));
+                json_object_object_add(o, "total_files_processed", json_object_new_uint64(s->files));
+                json_object_object_add(o, "total_bytes_processed", json_object_new_uint64(s->bytes_read));
+                json_object_object_add(o, "total_duration", json_object_new_double((double) s->duration_ns / 1e9));
+                json_object_object_add(o, "errors", json_object_new_uint64(s->errors));
+                json_object_object_add(o, "snapshot_id", json_object_new_string(id));
+                cli_json_print(o);
+                return;
+        }
+        char read[32], added[32], stored[32];
+        cli_format_bytes(s->bytes_read, read);
+        cli_format_bytes(s->bytes_new, added);
+        cli_format_bytes(s->bytes_stored, stored);
+        cli_info("files:         %" PRIu64 "\n"
+                 "dirs:          %" PRIu64 "\n"
+                 "bytes read:    %s\n"
+                 "bytes new:     %s\n"
+                 "bytes stored:  %s (after compression)\n"
+                 "duration:      %.2f s\n"
+                 "snapshot %s saved\n",
+                 s->files, s->dirs, read, added, stored, (double) s->duration_ns / 1e9, id);
+}
+
+int cmd_backup(int argc, char **argv) {
+        static const struct option options[] = {
+                CLI_GLOBAL_OPTIONS,
+                { "tag", required_argument, NULL, OPT_TAG },
+                { "host", required_argument, NULL, OPT_HOST },
+                { "time", required_argument, NULL, OPT_TIME },
+                { "stdin-name", required_argument, NULL, OPT_STDIN_NAME },
+                { "stdin-from-command", no_argument, NULL, OPT_STDIN_FROM_COMMAND },
+                {},
+        };
+        LbBackupOptions o = { .stdin_fd = -1, .warn = on_warn };
+        BackupCtx b = {};
+        _cleanup_free_ const char **tags = calloc((size_t) argc, sizeof *tags);
+        if (!tags)
+                return cli_fail(-ENOMEM, "parse the arguments");
+        bool from_command = false;
+
+        cli_getopt_reset();
+        int c;
+        while ((c = getopt_long(argc, argv, ":" CLI_GLOBAL_SHORT, options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_TAG:
+                        if (!*optarg || strlen(optarg) > LB_SNAP_STRING_MAX)
+                                return cli_usage_error("--tag needs a non-empty tag of at most %d bytes", LB_SNAP_STRING_MAX);
+                        tags[o.n_tags++] = optarg;
+                        break;
+                case OPT_HOST:
+                        if (!*optarg || strlen(optarg) > 255)
+                                return cli_usage_error("--host needs a hostname of 1 to 255 bytes");
+                        o.hostname = optarg;
+                        break;
+                case OPT_TIME:
+                        if (parse_time(optarg, &o.time_ns, &o.tz_offset) < 0)
+                                return cli_usage_error("--time needs a local time like \"2024-05-01 23:30:00\", got '%s'",
+                                                       optarg);
+                        o.has_tz_offset = true;
+                        break;
+                case OPT_STDIN_NAME:
+                        if (!*optarg || strchr(optarg, '/') || strcmp(optarg, ".") == 0 || strcmp(optarg, "..") == 0 ||
+                            strlen(optarg) > 255)
+                                return cli_usage_error("--stdin-name needs a file name without '/', got '%s'", optarg);
+                        o.stdin_name = optarg;
+                        break;
+                case OPT_STDIN_FROM_COMMAND:
+                        from_command = true;
+                        break;
+                default: {
+                        int k = cli_global_option(c, argv, help);
+                        if (k >= 0)
+                                return k;
+                }
+                }
+        }
+        o.tags = tags;
+
+        char **rest = argv + optind;
+        int n_rest = argc - optind;
+        if (from_command) {
+                if (!o.stdin_name)
+                        return cli_usage_error("--stdin-from-command needs --stdin-name NAME");
+                if (n_rest == 0)
+                        return cli_usage_error("--stdin-from-command needs a command after --");
+        } else if (o.stdin_name) {
+                if (n_rest > 0)
+                        return cli_usage_error("--stdin-name reads standard input; give no PATH (got '%s')", rest[0]);
+        } else {
+                if (n_rest == 0)
+                        return cli_usage_error("nothing to back up: give one or more PATHs, or --stdin-name NAME");
+                o.paths = (const char *const *) rest;
+                o.n_paths = (size_t) n_rest;
+        }
+
+        _cleanup_repo_ LbRepo *r = NULL;
+        int code = cli_open_repo(CLI_OPEN_INDEX | CLI_OPEN_LOCK_SHARED, &r);
+        if (code)
+                return code;
+
+        _cleanup_close_ int cmd_fd = -1;
+        if (from_command) {
+                code = start_command(rest, &b, &cmd_fd);
+                if (code)
+                        return code;
+                o.stdin_fd = cmd_fd;
+                o.before_commit = before_commit;
+                o.userdata = &b;
+        } else if (o.stdin_name)
+                o.stdin_fd = STDIN_FILENO;
+
+        LbBackupResult res = {};
+        int k = lb_backup_run(r, &o, &res);
+
+        if (b.child > 0) {
+                /* The backup stopped before reading everything: closing the
+                 * pipe ends the command (SIGPIPE), then reap it. */
+                close(cmd_fd);
+                cmd_fd = -1;
+                (void) wait_child(&b);
+        }
+        if (b.command_failed && (k == -ECHILD || k == 0)) {
+                if (WIFSIGNALED(b.status))
+                        return cli_error(CLI_EXIT_ERROR, "Failed to back up the output of %s: command %s was killed by "
+                                         "signal %d (%s); no snapshot recorded", b.command, b.command,
+                                         WTERMSIG(b.status), strsignal(WTERMSIG(b.status)));
+                return cli_error(CLI_EXIT_ERROR, "Failed to back up the output of %s: command %s exited with status %d; "
+                                 "no snapshot recorded", b.command, b.command, WEXITSTATUS(b.status));
+        }
+        if (k < 0) {
+                if (o.stdin_name)
+                        return cli_fail(k, "back up %s into %s; no snapshot recorded",
+                                        from_command ? b.command : "standard input", cli.repo);
+                return cli_fail(k, "back up into %s; no snapshot recorded", cli.repo);
+        }
+
+        print_summary(&res);
+        if (res.stats.errors > 0) {
+                char id[9];
+                cli_id_short(&res.snapshot_id, id);
+                return cli_error(CLI_EXIT_PARTIAL, "snapshot %s was recorded, but %" PRIu64 " input%s could not be read "
+                                 "(see above) and %s missing from it", id, res.stats.errors,
+                                 res.stats.errors == 1 ? "" : "s", res.stats.errors == 1 ? "is" : "are");
+        }
+        return CLI_EXIT_OK;
+}

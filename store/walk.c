@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+#include "store/walk.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+static void tree_freep(LbTree **t) {
+        lb_tree_free(*t);
+}
+#define _cleanup_tree_ _cleanup_(tree_freep)
+
+static int dup_str(const char *s, char **ret) {
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int lb_node_copy(const LbNode *src, LbNode *ret) {
+        LbNode n = *src;
+        n.name = n.user = n.group = n.link = NULL;
+        n.content = NULL;
+        n.meta = NULL;
+        n.n_meta = 0;
+
+        int r = dup_str(src->name, &n.name);
+        if (r == 0)
+                r = dup_str(src->user, &n.user);
+        if (r == 0)
+                r = dup_str(src->group, &n.group);
+        if (r == 0)
+                r = dup_str(src->link, &n.link);
+        if (r == 0 && src->n_content > 0) {
+                n.content = calloc(src->n_content, sizeof *n.content);
+                if (n.content)
+                        memcpy(n.content, src->content, src->n_content * sizeof *n.content);
+                else
+                        r = -ENOMEM;
+        }
+        if (r == 0 && src->n_meta > 0) {
+                n.meta = calloc(src->n_meta, sizeof *n.meta);
+                if (!n.meta)
+                        r = -ENOMEM;
+                for (size_t i = 0; r == 0 && i < src->n_meta; i++) {
+                        n.n_meta = i + 1;
+                        r = dup_str(src->meta[i].key, &n.meta[i].key);
+                        if (r == 0)
+                                r = dup_str(src->meta[i].value, &n.meta[i].value);
+                }
+        }
+        if (r < 0) {
+                if (!n.content)
+                        n.n_content = 0;
+                lb_node_clear(&n);
+                return r;
+        }
+        *ret = n;
+        return 0;
+}
+
+/* Names that must never appear in a tree read back: they would escape the
+ * directory they are restored into. */
+static bool name_is_safe(const char *name) {
+        return name[0] != 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
+}
+
+int lb_snapshot_lookup_path(LbRepo *r, const LbSnapshot *s, const char *path, LbNode *ret) {
+        if (!path || path[0] != '/')
+                return -EINVAL;
+
+        /* The synthesized root. */
+        LbNode cur = {
+                .type = LB_NODE_DIR,
+                .mode = 0755,
+                .mtime_ns = s->time_ns,
+                .has_subtree = true,
+                .subtree = s->tree,
+        };
+        _cleanup_free_ char *rootname = strdup("/");
+        if (!rootname)
+                return -ENOMEM;
+        cur.name = rootname;
+
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+
+        _cleanup_tree_ LbTree *tree = NULL;
+        char *save = NULL;
+        for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+                if (strcmp(comp, ".") == 0)
+                        continue;
+                if (cur.type != LB_NODE_DIR)
+                        return -ENOTDIR;
+                if (!cur.has_subtree)
+                        return -ENOENT;   /* a directory recorded without contents */
+                LbTree *next = NULL;
+                int k = lb_repo_load_tree(r, &cur.subtree, &next);
+                if (k < 0)
+                        return k;
+                const LbNode *found = lb_tree_find(next, comp);
+                if (!found) {
+                        lb_tree_free(next);
+                        return -ENOENT;
+                }
+                /* cur borrows from next; keep next alive until replaced. */
+                cur = *found;
+                lb_tree_free(tree);
+                tree = next;
+        }
+
+        return lb_node_copy(&cur, ret);
+}
+
+static int walk_tree(LbRepo *r, const LbId *id, const char *prefix, unsigned depth, LbWalkFn fn, void *userdata) {
+        if (depth >= LB_WALK_DEPTH_MAX)
+                return -ELOOP;
+
+        _cleanup_tree_ LbTree *t = NULL;
+        int k = lb_repo_load_tree(r, id, &t);
+        if (k < 0)
+                return k;
+
+        for (size_t i = 0; i < t->n; i++) {
+                const LbNode *n = &t->nodes[i];
+                if (!name_is_safe(n->name))
+                        return -EBADMSG;
+                _cleanup_free_ char *path = lb_strdup_printf("%s/%s", prefix, n->name);
+                if (!path)
+                        return -ENOMEM;
+                k = fn(path, n, userdata);
+                if (k < 0)
+                        return k;
+                if (k == LB_WALK_SKIP || n->type != LB_NODE_DIR || !n->has_subtree)
+                        continue;
+                k = walk_tree(r, &n->subtree, path, depth + 1, fn, userdata);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int lb_walk(LbRepo *r, const LbId *tree, const char *prefix, LbWalkFn fn, void *userdata) {
+        /* A prefix of "/" would give "//name". */
+        if (strcmp(prefix, "/") == 0)
+                prefix = "";
+        return walk_tree(r, tree, prefix, 0, fn, userdata);
+}
+
+bool lb_is_zero(const void *p, size_t n) {
+        const uint8_t *b = p;
+        if (n == 0)
+                return true;
+        /* Check a short head byte by byte, then compare the buffer with itself shifted. */
+        size_t head = LB_MIN(n, (size_t) 16);
+        for (size_t i = 0; i < head; i++)
+                if (b[i])
+                        return false;
+        return n <= 16 || memcmp(b, b + 16, n - 16) == 0;
+}
+
+typedef struct Stream {
+        LbRepo *r;
+        LbContentFn fn;
+        void *userdata;
+        uint64_t offset;
+        uint64_t size;
+        LbBuf chunk;
+        LbContentFailure *failure;
+} Stream;
+
+static void fail_on(Stream *st, const LbId *id, bool is_list) {
+        if (!st->failure)
+                return;
+        *st->failure = (LbContentFailure) { .has_id = true, .id = *id, .is_list = is_list, .offset = st->offset };
+}
+
+static int stream_chunk(Stream *st, const LbContentRef *ref) {
+        if (ref->size > LB_CHUNK_MAX_LIMIT || ref->size > st->size - st->offset) {
+                fail_on(st, &ref->id, false);
+                return -EBADMSG;
+        }
+        int k = lb_repo_read_blob(st->r, &ref->id, &st->chunk);
+        if (k < 0) {
+                fail_on(st, &ref->id, false);
+                return k;
+        }
+        if (st->chunk.len != ref->size) {
+                fail_on(st, &ref->id, false);
+                return -EBADMSG;
+        }
+        k = st->fn(st->chunk.data, st->chunk.len, st->offset, st->userdata);
+        if (k < 0)
+                return k;
+        st->offset += ref->size;
+        return 0;
+}
+
+static int stream_list(Stream *st, const LbContentRef *list) {
+        if (list->size > st->size - st->offset) {
+                fail_on(st, &list->id, true);
+                return -EBADMSG;
+        }
+        _cleanup_buf_ LbBuf raw = {};
+        int k = lb_repo_read_blob(st->r, &list->id, &raw);
+        if (k < 0) {
+                fail_on(st, &list->id, true);
+                return k;
+        }
+        _cleanup_free_ LbContentRef *refs = NULL;
+        size_t n = 0;
+        k = lb_chunklist_decode(raw.data, raw.len, &refs, &n);
+        if (k < 0) {
+                fail_on(st, &list->id, true);
+                return k;
+        }
+        /* The list must cover exactly the bytes its reference says. */
+        uint64_t covered = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (refs[i].size > list->size - covered) {
+                        fail_on(st, &list->id, true);
+                        return -EBADMSG;
+                }
+                covered += refs[i].size;
+        }
+        if (covered != list->size) {
+                fail_on(st, &list->id, true);
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < n; i++) {
+                k = stream_chunk(st, &refs[i]);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
+                            LbContentFailure *failure) {
+        if (file->type != LB_NODE_FILE)
+                return -EINVAL;
+
+        Stream st = {
+                .r = r,
+                .fn = fn,
+                .userdata = userdata,
+                .size = file->size,
+                .failure = failure,
+        };
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < file->n_content; i++)
+                k = file->indirect ? stream_list(&st, &file->content[i]) : stream_chunk(&st, &file->content[i]);
+        lb_buf_free(&st.chunk);
+        if (k < 0)
+                return k;
+        if (st.offset != file->size)
+                return -EBADMSG;
+        if (failure)
+                failure->has_id = false;
+        return 0;
+}
+
+int lb_content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata) {
+        return lb_content_foreach_full(r, file, fn, userdata, NULL);
+}
+
+typedef struct FdSink {
+        int fd;
+        bool sparse;
+} FdSink;
+
+static int write_chunk(const uint8_t *p, size_t n, uint64_t offset, void *userdata) {
+        FdSink *s = userdata;
+        if (s->sparse && lb_is_zero(p, n)) {
+                if (lseek(s->fd, (off_t) n, SEEK_CUR) < 0)
+                        return -errno;
+                return 0;
+        }
+        return lb_write_all(s->fd, p, n);
+}
+
+int lb_content_write_fd_full(LbRepo *r, const LbNode *file, int fd, bool sparse, LbContentFailure *failure) {
+        FdSink s = { .fd = fd, .sparse = sparse };
+        int k = lb_content_foreach_full(r, file, write_chunk, &s, failure);
+        if (k < 0)
+                return k;
+        /* Trailing holes are only a seek so far: give the file its length. */
+        if (sparse && ftruncate(fd, (off_t) file->size) < 0)
+                return -errno;
+        return 0;
+}
+
+int lb_content_write_fd(LbRepo *r, const LbNode *file, int fd, bool sparse) {
+        return lb_content_write_fd_full(r, file, fd, sparse, NULL);
+}

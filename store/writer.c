@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The blob writer: deduplicate, encode, pack, and make it durable in the
+ * order that keeps a crash harmless (docs/design.md "Write order"):
+ *
+ *   1. a full pack is written (atomic + fsync) under its content hash;
+ *   2. every LB_WRITER_PACKS_PER_INDEX packs, and at flush, an index file
+ *      describing them is written;
+ *   3. only then are their blobs added to the local index, where other
+ *      processes' backups find them;
+ *   4. the caller writes the snapshot after lb_writer_flush().
+ *
+ * Blobs this writer has claimed but not yet indexed are kept in a pending
+ * set, so two threads never store the same new blob twice.
+ */
+#include <pthread.h>
+
+#include "store/idset.h"
+#include "store/index.h"
+#include "store/repo.h"
+
+#define LB_WRITER_PACKS_PER_INDEX 16
+
+struct LbWriter {
+        LbRepo *repo;
+        pthread_mutex_t lock;
+        LbPackWriter *open;         /* the pack being filled */
+        LbIdSet pending;            /* ids claimed by this writer, not yet indexed */
+        LbIndexPack *done;          /* packs written, not yet in an index file */
+        size_t n_done;
+        LbWriterStats stats;
+        int error;                  /* first error; sticky */
+};
+
+int lb_writer_new(LbRepo *r, LbWriter **ret) {
+        if (!r->index)
+                return -EINVAL; /* lb_repo_index_update() first */
+        LbWriter *w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        w->repo = r;
+        pthread_mutex_init(&w->lock, NULL);
+        *ret = w;
+        return 0;
+}
+
+LbWriter *lb_writer_free(LbWriter *w) {
+        if (!w)
+                return NULL;
+        lb_pack_writer_free(w->open);
+        lb_idset_free(&w->pending);
+        lb_index_packs_free(w->done, w->n_done);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return NULL;
+}
+
+/* Writes the index file for the finished packs and indexes them locally.
+ * Called with w->lock held. */
+static int flush_index_locked(LbWriter *w) {
+        if (w->n_done == 0)
+                return 0;
+        LbId file;
+        int k = lb_repo_write_index_file(w->repo, w->done, w->n_done, &file);
+        if (k < 0)
+                return k;
+        k = lb_index_add(w->repo->index, &file, w->done, w->n_done);
+        if (k < 0)
+                return k;
+        lb_index_packs_free(w->done, w->n_done);
+        w->done = NULL;
+        w->n_done = 0;
+        return 0;
+}
+
+/* Finishes and stores a pack (not under the lock: packs are large), then
+ * records it for the next index file. */
+static int store_pack(LbWriter *w, LbPackWriter *pw) {
+        _cleanup_buf_ LbBuf bytes = {};
+        LbIndexPack p = {};
+        int k = lb_pack_writer_finish(pw, &bytes, &p.entries, &p.n);
+        lb_pack_writer_free(pw);
+        if (k < 0)
+                return k;
+        p.pack_size = bytes.len;
+        lb_object_id(bytes.data, bytes.len, &p.pack_id);
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&p.pack_id, hex);
+        k = w->repo->be->put(w->repo->be, LB_OBJ_PACK, hex, bytes.data, bytes.len);
+        if (k < 0) {
+                free(p.entries);
+                return k;
+        }
+        pthread_mutex_lock(&w->lock);
+        LbIndexPack *v = realloc(w->done, (w->n_done + 1) * sizeof *v);
+        if (!v) {
+                pthread_mutex_unlock(&w->lock);
+                free(p.entries);
+                return -ENOMEM;
+        }
+        w->done = v;
+        w->done[w->n_done++] = p;
+        w->stats.packs++;
+        k = 0;
+        if (w->n_done >= LB_WRITER_PACKS_PER_INDEX)
+                k = flush_index_locked(w);
+        pthread_mutex_unlock(&w->lock);
+        return k;
+}
+
+static int set_error(LbWriter *w, int k) {
+        pthread_mutex_lock(&w->lock);
+        if (w->error == 0)
+                w->error = k;
+        pthread_mutex_unlock(&w->lock);
+        return k;
+}
+
+int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void *p, size_t n) {
+        if (n > LB_BLOB_RAW_MAX)
+                return -E2BIG;
+        int k = lb_repo_lookup(w->repo, id, NULL);
+        bool known = k == 0;
+        if (k < 0 && k != -ENOENT)
+                return set_error(w, k);
+
+        pthread_mutex_lock(&w->lock);
+        if (w->error) {
+                k = w->error;
+                pthread_mutex_unlock(&w->lock);
+                return k;
+        }
+        w->stats.blobs++;
+        w->stats.bytes_raw += n;
+        if (!known) {
+                k = lb_idset_add(&w->pending, id);
+                if (k < 0) {
+                        pthread_mutex_unlock(&w->lock);
+                        return set_error(w, k);
+                }
+                known = k == 0;
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (known)
+                return 0;
+
+        /* New: encode outside the lock, so workers compress in parallel. */
+        _cleanup_buf_ LbBuf sealed = {};
+        LbPackEntry e;
+        k = lb_blob_encode(&w->repo->keys, type, id, p, n, w->repo->cfg.zstd_level, &sealed, &e);
+        if (k < 0)
+                return set_error(w, k);
+
+        LbPackWriter *full = NULL;
+        pthread_mutex_lock(&w->lock);
+        if (!w->open)
+                k = lb_pack_writer_new(&w->repo->keys, &w->open);
+        if (k == 0)
+                k = lb_pack_writer_add(w->open, &e, sealed.data, sealed.len);
+        if (k == 0) {
+                w->stats.blobs_new++;
+                w->stats.bytes_new += n;
+                w->stats.bytes_stored += sealed.len;
+                if (lb_pack_writer_size(w->open) >= w->repo->cfg.pack_target)
+                        full = LB_TAKE_PTR(w->open);
+        }
+        pthread_mutex_unlock(&w->lock);
+        if (k < 0)
+                return set_error(w, k);
+        if (full) {
+                k = store_pack(w, full);
+                if (k < 0)
+                        return set_error(w, k);
+        }
+        return 0;
+}
+
+int lb_writer_add(LbWriter *w, uint8_t type, const void *p, size_t n, LbId *ret_id) {
+        LbId id;
+        lb_chunk_id(&w->repo->keys, p, n, &id);
+        int k = lb_writer_add_with_id(w, type, &id, p, n);
+        if (k < 0)
+                return k;
+        *ret_id = id;
+        return 0;
+}
+
+int lb_writer_flush(LbWriter *w) {
+        pthread_mutex_lock(&w->lock);
+        int k = w->error;
+        LbPackWriter *last = k == 0 && w->open && lb_pack_writer_count(w->open) > 0 ? LB_TAKE_PTR(w->open) : NULL;
+        pthread_mutex_unlock(&w->lock);
+        if (k < 0)
+                return k;
+        if (last) {
+                k = store_pack(w, last);
+                if (k < 0)
+                        return set_error(w, k);
+        }
+        pthread_mutex_lock(&w->lock);
+        k = flush_index_locked(w);
+        pthread_mutex_unlock(&w->lock);
+        return k < 0 ? set_error(w, k) : 0;
+}
+
+void lb_writer_stats(LbWriter *w, LbWriterStats *ret) {
+        pthread_mutex_lock(&w->lock);
+        *ret = w->stats;
+        pthread_mutex_unlock(&w->lock);
+}
