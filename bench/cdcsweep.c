@@ -312,7 +312,7 @@ int main(int argc, char **argv) {
                 gear[i] = splitmix64(&seed);
 
         printf("OLD %s: %zu bytes\nNEW %s: %zu bytes\n\n", files[0], old.n, files[1], new.n);
-        printf("%-16s %10s %9s %10s %9s %12s %11s\n", "min/avg/max", "chunks", "mean B", "new bytes", "new MB",
+        printf("%-16s %10s %9s %10s %9s %12s %11s\n", "min/avg/max", "chunks", "mean B", "new bytes", "new MiB",
                "meta/snap", "chunk MB/s");
         for (size_t i = 0; i < nsets; i++) {
                 LbChunker c;
@@ -329,11 +329,11 @@ int main(int argc, char **argv) {
                 fmt_size(sets[i].avg, savg, sizeof savg);
                 fmt_size(sets[i].max, smax, sizeof smax);
                 snprintf(label, sizeof label, "%s/%s/%s", smin, savg, smax);
-                double meta = 36.0 * (double) res.chunks;
-                printf("%-16s %10zu %9.0f %9.2f%% %9.1f %10.2fMB %11.0f\n", label, res.chunks,
+                double meta = 36.0 * (double) res.chunks / 1024.0;
+                printf("%-16s %10zu %9.0f %9.2f%% %9.1f %9.0fKiB %11.0f\n", label, res.chunks,
                        res.chunks ? (double) new.n / (double) res.chunks : 0.0,
                        new.n ? 100.0 * (double) res.new_bytes / (double) new.n : 0.0,
-                       (double) res.new_bytes / 1048576.0, meta / 1048576.0, res.chunk_mbs);
+                       (double) res.new_bytes / 1048576.0, meta, res.chunk_mbs);
                 fflush(stdout);
         }
         return 0;

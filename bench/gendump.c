@@ -2289,7 +2289,7 @@ int main(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'm':
-                        size_mb = parse_u64(optarg, "--size-mb", 1u << 20);
+                        size_mb = parse_u64(optarg, "--size-mb", 65536); /* pks stay below 2^28 */
                         have_size = true;
                         break;
                 case 'd':

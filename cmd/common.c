@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -192,6 +193,17 @@ static int read_passphrase_file(const char *path, char **ret) {
         return 0;
 }
 
+/* The terminal state to put back if a signal interrupts a prompt. */
+static int prompt_fd = -1;
+static struct termios prompt_saved;
+
+static void prompt_signal(int sig) {
+        if (prompt_fd >= 0)
+                (void) tcsetattr(prompt_fd, TCSAFLUSH, &prompt_saved);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
 /* Reads one line from the terminal with echo off. */
 static int tty_prompt(const char *msg, char **ret) {
         _cleanup_close_ int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
@@ -203,8 +215,20 @@ static int tty_prompt(const char *msg, char **ret) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t) ECHO;
         quiet.c_lflag |= ICANON;
-        if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0)
-                return -errno;
+        prompt_saved = old;
+        prompt_fd = fd;
+        struct sigaction sa = { .sa_handler = prompt_signal }, old_int, old_term, old_hup;
+        sigaction(SIGINT, &sa, &old_int);
+        sigaction(SIGTERM, &sa, &old_term);
+        sigaction(SIGHUP, &sa, &old_hup);
+        if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
+                int k = -errno;
+                sigaction(SIGINT, &old_int, NULL);
+                sigaction(SIGTERM, &old_term, NULL);
+                sigaction(SIGHUP, &old_hup, NULL);
+                prompt_fd = -1;
+                return k;
+        }
         int k = lb_write_all(fd, msg, strlen(msg));
 
         char *buf = calloc(1, PASSPHRASE_MAX + 1);
@@ -229,6 +253,10 @@ static int tty_prompt(const char *msg, char **ret) {
                 buf[n++] = ch;
         }
         (void) tcsetattr(fd, TCSAFLUSH, &old);
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+        sigaction(SIGHUP, &old_hup, NULL);
+        prompt_fd = -1;
         (void) !write(fd, "\n", 1);
         if (k < 0) {
                 cli_passphrase_free(buf);
@@ -334,7 +362,7 @@ int cli_lock_failed(LbRepo *r, int err) {
         if (err == -EWOULDBLOCK) {
                 _cleanup_free_ char *holder = lb_repo_lock_holder(r);
                 return cli_error(CLI_EXIT_LOCKED,
-                                 "Failed to lock repository %s: it is locked by %s; wait for that to finish, or if "
+                                 "Failed to lock repository %s: there is %s; wait for it to finish, or if "
                                  "the process is gone run 'longbox unlock'",
                                  cli.repo, holder ? holder : "another process");
         }
@@ -396,9 +424,11 @@ int cli_find_snapshot(LbRepo *r, const char *spec, LbSnapshot **ret) {
         case 0:
                 return 0;
         case -ENOTUNIQ:
-                return cli_error(CLI_EXIT_ERROR, "snapshot prefix %s is ambiguous; give more characters of the id", spec);
+                return cli_error(CLI_EXIT_ERROR, "Failed to find snapshot %s: snapshot prefix %s is ambiguous; give more "
+                                 "characters of the id", spec, spec);
         case -ENOENT:
-                return cli_error(CLI_EXIT_ERROR, "no snapshot %s in %s; 'longbox snapshots' lists them", spec, cli.repo);
+                return cli_error(CLI_EXIT_ERROR, "Failed to find snapshot %s: no snapshot %s in %s; 'longbox snapshots' "
+                                 "lists them", spec, spec, cli.repo);
         default:
                 return cli_fail(k, "load snapshot %s", spec);
         }

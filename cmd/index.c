@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+
 #include "cmd/common.h"
 
 static const char help[] =
@@ -15,6 +17,11 @@ static const char help[] =
 enum {
         OPT_FROM_PACKS = OPT_FIRST_LOCAL,
 };
+
+static int count_pack(const LbId *pack, uint64_t size, void *userdata) {
+        (*(uint64_t *) userdata)++;
+        return 0;
+}
 
 static int count_file(const char *name, uint64_t size, void *userdata) {
         (*(unsigned *) userdata)++;
@@ -70,12 +77,22 @@ int cmd_index(int argc, char **argv) {
         int k = lb_repo_index_rebuild(r, from_packs, &packs);
         if (k < 0)
                 return cli_fail(k, "rebuild the index of %s from its %s", cli.repo, from_packs ? "packs" : "index files");
+        /* Count what the index now holds (the rebuild from index files does not say). */
+        uint64_t indexed = 0, blobs = 0, stored = 0;
+        k = lb_repo_index_packs(r, count_pack, &indexed);
+        if (k == 0)
+                k = lb_repo_index_totals(r, &blobs, &stored);
+        if (k < 0)
+                return cli_fail(k, "read the rebuilt index of %s", cli.repo);
+        packs = (unsigned) indexed;
         if (cli.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
                 json_object_object_add(o, "packs", json_object_new_uint64(packs));
+                json_object_object_add(o, "blobs", json_object_new_uint64(blobs));
                 json_object_object_add(o, "from_packs", json_object_new_boolean(from_packs));
                 cli_json_print(o);
         } else
-                cli_info("index rebuilt from %s: %u packs\n", from_packs ? "the packs" : "the index files", packs);
+                cli_info("index rebuilt from %s: %u packs, %" PRIu64 " blobs\n",
+                         from_packs ? "the packs" : "the index files", packs, blobs);
         return CLI_EXIT_OK;
 }

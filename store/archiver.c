@@ -541,7 +541,7 @@ static int archive_dir(Archiver *a, const char *path, LbId *ret_tree) {
         }
         closedir(d);
         if (k == 0)
-                qsort(names, n, sizeof *names, name_cmp);
+                lb_qsort(names, n, sizeof *names, name_cmp);
 
         LbTree t = {};
         FileBuilder *files = NULL;

@@ -172,7 +172,7 @@ static int check_packs(Check *c) {
         k = c->r->be->list(c->r->be, LB_OBJ_PACK, listed_pack, c);
         if (k < 0)
                 return k;
-        qsort(c->packs, c->n_packs, sizeof *c->packs, pack_state_cmp);
+        lb_qsort(c->packs, c->n_packs, sizeof *c->packs, pack_state_cmp);
         for (size_t i = 0; i < c->n_packs; i++) {
                 PackState *p = &c->packs[i];
                 char hex[2 * LB_ID_SIZE + 1];

@@ -246,7 +246,7 @@ static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *sto
         size_t padded = stored_len - LB_SEAL_OVERHEAD;
 
         /* At least one byte, so out->data is never NULL, even for an empty blob. */
-        r = lb_buf_reserve(out, LB_MAX(LB_MAX(padded, (size_t) e->raw_len), (size_t) 1));
+        r = lb_buf_reserve(out, LB_MAX(e->codec == LB_CODEC_RAW ? padded : (size_t) e->raw_len, (size_t) 1));
         if (r < 0)
                 return r;
 
@@ -511,7 +511,7 @@ int lb_pack_parse_toc(const LbKeys *k, const uint8_t *sealed, size_t n, uint64_t
         /* No two blobs may share bytes. */
         if (count > 0)
                 memcpy(sorted, entries, (size_t) count * sizeof *sorted);
-        qsort(sorted, count, sizeof *sorted, cmp_offset);
+        lb_qsort(sorted, count, sizeof *sorted, cmp_offset);
         for (uint32_t i = 1; i < count; i++)
                 if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].stored_len)
                         return -EBADMSG;

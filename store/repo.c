@@ -60,6 +60,8 @@ int lb_repo_init(const char *location, const char *passphrase, const LbInitOptio
                 return k;
         if (o->zstd_level < 0 || o->zstd_level > 22 || o->pack_target < (1u << 20) || o->pack_target > (1u << 30))
                 return -EINVAL;
+        _cleanup_buf_ LbBuf slot = {};
+        uint8_t master[LB_KEY_SIZE];
         LbRepo *r = calloc(1, sizeof *r);
         if (!r)
                 return -ENOMEM;
@@ -78,13 +80,11 @@ int lb_repo_init(const char *location, const char *passphrase, const LbInitOptio
                 .created_ns = lb_now_ns(),
         };
         lb_random(r->cfg.repo_id, sizeof r->cfg.repo_id);
-        uint8_t master[LB_KEY_SIZE];
         lb_random(master, sizeof master);
         lb_keys_derive(&r->keys, master);
 
         /* Key slot first, config last: a directory with a config is a
          * repository, and it must be openable the moment it is one. */
-        _cleanup_buf_ LbBuf slot = {};
         k = lb_keyslot_create(master, r->cfg.repo_id, passphrase, o->kdf_opslimit, o->kdf_memlimit, o->label, &slot);
         sodium_memzero(master, sizeof master);
         if (k < 0)
@@ -247,7 +247,7 @@ int lb_repo_key_list(LbRepo *r, LbKeyInfo **ret, size_t *ret_n) {
                 lb_key_infos_free(l.v, l.n);
                 return k;
         }
-        qsort(l.v, l.n, sizeof *l.v, key_info_cmp);
+        lb_qsort(l.v, l.n, sizeof *l.v, key_info_cmp);
         *ret = l.v;
         *ret_n = l.n;
         return 0;
@@ -382,7 +382,7 @@ static int check_file_present(const LbId *id, void *ud) {
         struct stale_files *s = ud;
         char hex[2 * LB_ID_SIZE + 1], *key = hex;
         lb_id_hex(id, hex);
-        if (!bsearch(&key, s->present->v, s->present->n, sizeof(char *), cmp_str))
+        if (!lb_bsearch(&key, s->present->v, s->present->n, sizeof(char *), cmp_str))
                 s->stale = true;
         return 0;
 }
@@ -401,7 +401,7 @@ int lb_repo_index_update(LbRepo *r) {
         k = r->be->list(r->be, LB_OBJ_INDEX, collect_name, &files);
         if (k < 0)
                 goto done;
-        qsort(files.v, files.n, sizeof *files.v, cmp_str);
+        lb_qsort(files.v, files.n, sizeof *files.v, cmp_str);
         /* An index file that disappeared (rebuild, prune) makes the local
          * index stale: start over from the files that exist. */
         struct stale_files s = { .present = &files };
@@ -685,7 +685,7 @@ int lb_repo_snapshot_list(LbRepo *r, LbSnapshot ***ret, size_t *ret_n) {
                 n++;
         }
         name_list_free(&names);
-        qsort(v, n, sizeof *v, snap_cmp);
+        lb_qsort(v, n, sizeof *v, snap_cmp);
         *ret = v;
         *ret_n = n;
         return 0;

@@ -92,7 +92,7 @@ int lb_tree_add(LbTree *t, LbNode *n) {
 int lb_tree_sort(LbTree *t) {
         if (t->n < 2)
                 return 0;
-        qsort(t->nodes, t->n, sizeof *t->nodes, node_cmp);
+        lb_qsort(t->nodes, t->n, sizeof *t->nodes, node_cmp);
         for (size_t i = 1; i < t->n; i++)
                 if (name_cmp(t->nodes[i - 1].name, t->nodes[i].name) == 0)
                         return -EEXIST;

@@ -100,9 +100,11 @@ int lb_tree_decode(const uint8_t *p, size_t n, LbTree **ret) _warn_unused_;
 /* Returns the node named name, or NULL. Binary search; borrowed from t. */
 const LbNode *lb_tree_find(const LbTree *t, const char *name);
 
-/* Chunk-list blobs: count u32 || count * (id[32] || size u32). */
+/* Chunk-list blobs: magic "LBCL" || count u32 || count * (id[32] || size u32). */
 int lb_chunklist_encode(const LbContentRef *refs, size_t n, LbBuf *out) _warn_unused_;
 int lb_chunklist_decode(const uint8_t *p, size_t n, LbContentRef **ret, size_t *ret_n) _warn_unused_;
 /* Content-defined split rule of a file's chunk list into chunk-list blobs:
- * true when a list blob ends after this chunk (see docs/design.md). */
+ * true when a list blob ends after this chunk (see docs/design.md).
+ * entries_in_current_list counts the entries of the current list including
+ * this chunk. */
 bool lb_chunklist_is_boundary(const LbId *chunk_id, size_t entries_in_current_list);

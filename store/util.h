@@ -128,6 +128,17 @@ void lb_hex_encode(const uint8_t *in, size_t n, char *out /* 2n+1 */);
 int lb_hex_decode(const char *in, uint8_t *out, size_t n) _warn_unused_; /* exactly 2n hex chars */
 bool lb_is_hex(const char *s, size_t n);
 
+/* qsort(3)/bsearch(3) that accept (NULL, 0): the libc versions are
+ * declared nonnull even for empty arrays. */
+static inline void lb_qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        if (n > 1)
+                qsort(base, n, size, cmp);
+}
+static inline void *lb_bsearch(const void *key, const void *base, size_t n, size_t size,
+                               int (*cmp)(const void *, const void *)) {
+        return n > 0 ? bsearch(key, base, n, size, cmp) : NULL;
+}
+
 /* Formats a path; returns NULL on allocation failure. */
 char *lb_path_join(const char *a, const char *b);
 char *lb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

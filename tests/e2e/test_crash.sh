@@ -18,7 +18,8 @@ for delay in 0.2 0.5 1 2 4; do
         export LONGBOX_REPO=$R LONGBOX_CACHE_DIR=$T/cache-$delay
         init_repo "$R"
         rc=0
-        timeout -s KILL "$delay" "$LONGBOX" backup "$SRC" >/dev/null 2>&1 || rc=$?
+        # The braces' 2>/dev/null silences bash's "Killed" job message.
+        { timeout -s KILL "$delay" "$LONGBOX" backup "$SRC" >/dev/null 2>&1 || rc=$?; } 2>/dev/null
         case $rc in
         0) echo "# backup finished before the kill at ${delay}s" ;;
         137) kills=$((kills + 1)) ;;
