@@ -264,9 +264,44 @@ static List L_NOTE = { "Please leave at the back door|Gift - no invoice please|B
 static List L_COUPON = { "WELCOME10|NCBD5|SUMMER24|FCBD2024|PULLLIST15|LOYALTY20|FREESHIP|HALLOWEEN|"
         "BLACKFRIDAY|SPRINGSALE" };
 
+static List L_GENRE = { "superhero|superhero|superhero|horror|sci-fi|fantasy|crime|noir|romance|humor|manga|"
+        "western|war|slice-of-life|all-ages|action|mystery|historical|anthology|biography" };
+
+static List L_SHIPPING = { "USPS Media Mail|USPS Media Mail|USPS Ground Advantage|USPS Priority Mail|UPS Ground|"
+        "UPS Ground|FedEx Home Delivery|DHL Express Worldwide|Canada Post Expedited|Royal Mail Tracked 48" };
+
+static List L_STAFFNOTE = { "Pull box customer, holds everything for Saturday pickup|"
+        "Prefers NM copies only; check spines before bagging|Collects CGC slabs, call when 9.8s come in|"
+        "Wants all 1:25 incentive variants of the pull list|Teacher, gets the educator discount|"
+        "Disputed a charge in 2022, require signature on delivery|Local artist, sells prints at the counter|"
+        "Ships monthly in one box, do not split the pull list|Store credit balance kept on the paper card|"
+        "Buys full runs for resale, limit one per customer on hot books|Asked us to hold back issues for the kids|"
+        "Long-time regular since the old location on Main Street" };
+
+static List L_INSTRUCTIONS = { "Leave with the front desk|Side door, ring twice|Do not leave in the rain, use the porch box|"
+        "Deliver to the mail room|Gate code 4421#|Leave behind the planter|Call on arrival, buzzer is broken|"
+        "Office hours 9-5 only|Signature required|Please do not fold or bend" };
+
+static List L_COMPANY = { "Acme Corp|Initech|Globex LLC|Stark Industries Fan Club|Riverside Public Library|"
+        "Lincoln High School|Northside Community Center|Hooli|Vandelay Industries|Wayne Enterprises Book Club" };
+
+static List L_CARD = { "visa|visa|visa|visa|mastercard|mastercard|mastercard|amex|discover|jcb" };
+
+static List L_LOCALE = { "en-US|en-US|en-US|en-US|en-US|en-CA|en-GB|es-US|fr-CA|de-DE" };
+
+static List L_SOLICIT = { "Don't miss the start of a brand-new arc!|A perfect jumping-on point for new readers!|"
+        "The critically acclaimed series continues!|Collects the complete first story arc.|"
+        "Featuring a bonus backup story and variant cover gallery.|The event of the summer starts here!|"
+        "Nothing will ever be the same!|The fan-favorite creative team returns!|"
+        "Celebrate the anniversary with an extra-sized issue!|Part of the crossover everyone is talking about.|"
+        "Now with an all-new foil logo.|Retailers: this issue is returnable if ordered by FOC.|"
+        "Printed on premium stock with a cardstock cover.|Includes the original pitch document and sketches.|"
+        "The epic conclusion you have been waiting for!|A standalone story, perfect for new readers." };
+
 static List *const LISTS[] = {
         &L_FIRST, &L_LAST, &L_DOMAIN, &L_STREET, &L_SUFFIX, &L_CITY, &L_UNIT, &L_PUBLISHER,
         &L_ADJ, &L_NOUN, &L_WORD, &L_UA, &L_SEARCH, &L_REFERRER, &L_NOTE, &L_COUPON,
+        &L_GENRE, &L_SHIPPING, &L_STAFFNOTE, &L_INSTRUCTIONS, &L_COMPANY, &L_CARD, &L_LOCALE, &L_SOLICIT,
 };
 
 /* Lower-case letters only, for email addresses (O'Brien -> obrien). */
@@ -553,6 +588,8 @@ enum {
 #define V_COUNT(v) ((v) & 0xffffu)
 #define V_DAY(v) ((int32_t) (((v) >> 16) & 0x7fffu))
 
+/* A heap page is one 64-bit word of the free map; a table uses the first
+ * spp slots of each (an 8 kB page holds 8168 / (tuple + 28) tuples). */
 #define SLOTS_PER_PAGE 64
 
 typedef struct Table {
@@ -569,6 +606,7 @@ typedef struct Table {
         uint32_t *slot;      /* [pk - 1] */
         uint32_t *heap;      /* [slot]: pk, 0 = free */
         uint64_t *freemap;   /* bit set: slot free and vacuumed */
+        uint32_t spp;        /* tuples per 8 kB page (at most SLOTS_PER_PAGE) */
         uint32_t nslots, slotcap, cursor;
         uint32_t *dead;      /* slots freed today, reusable after VACUUM */
         uint32_t ndead, deadcap;
@@ -643,6 +681,8 @@ static void table_grow(Table *t, uint32_t need) {
 /* ---- heap layout (--order physical) ---------------------------------------------- */
 
 static uint32_t heap_append(Table *t) {
+        if (t->nslots % SLOTS_PER_PAGE == t->spp) /* page full: start the next one */
+                t->nslots += SLOTS_PER_PAGE - t->spp;
         if (t->nslots == t->slotcap) {
                 uint32_t cap = t->slotcap ? t->slotcap + t->slotcap / 2 : 1024;
                 cap = (cap + SLOTS_PER_PAGE - 1) / SLOTS_PER_PAGE * SLOTS_PER_PAGE;

@@ -21,9 +21,9 @@ typedef struct LbChunkerParams {
 } LbChunkerParams;
 
 /* Defaults chosen by bench/ (see docs/design.md "Chunking"). */
-#define LB_CHUNKER_DEFAULT_MIN (4u << 10)
-#define LB_CHUNKER_DEFAULT_AVG (16u << 10)
-#define LB_CHUNKER_DEFAULT_MAX (64u << 10)
+#define LB_CHUNKER_DEFAULT_MIN (2u << 10)
+#define LB_CHUNKER_DEFAULT_AVG (8u << 10)
+#define LB_CHUNKER_DEFAULT_MAX (32u << 10)
 
 typedef struct LbChunker {
         LbChunkerParams p;

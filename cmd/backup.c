@@ -113,111 +113,8 @@ static int parse_time(const char *s, int64_t *ret_ns, int32_t *ret_off) {
         return 0;
 }
 
-/* Files and directories new, changed and unmodified against the parent:
- * the latest earlier snapshot of the same host and paths. */
-typedef struct Changes {
-        uint64_t files_new, files_changed, files_unmodified;
-        uint64_t dirs_new, dirs_changed, dirs_unmodified;
-} Changes;
-
-typedef struct CountCtx {
-        Changes *c;
-        bool is_new;           /* count as new (no counterpart in the parent) */
-} CountCtx;
-
-static int count_node(const char *path, const LbNode *n, void *userdata) {
-        CountCtx *cc = userdata;
-        if (n->type == LB_NODE_DIR)
-                (*(cc->is_new ? &cc->c->dirs_new : &cc->c->dirs_unmodified))++;
-        else if (n->type == LB_NODE_FILE)
-                (*(cc->is_new ? &cc->c->files_new : &cc->c->files_unmodified))++;
-        return 0;
-}
-
-static int count_below(LbRepo *r, const LbNode *n, bool is_new, Changes *c) {
-        if (n->type != LB_NODE_DIR || !n->has_subtree)
-                return 0;
-        CountCtx cc = { .c = c, .is_new = is_new };
-        return lb_walk(r, &n->subtree, "", count_node, &cc);
-}
-
-static int compare_trees(LbRepo *r, const LbId *old_id, const LbId *new_id, Changes *c, unsigned depth) {
-        if (depth >= LB_WALK_DEPTH_MAX)
-                return -ELOOP;
-        _cleanup_tree_ LbTree *old = NULL;
-        _cleanup_tree_ LbTree *cur = NULL;
-        int k = old_id ? lb_repo_load_tree(r, old_id, &old) : 0;
-        if (k == 0)
-                k = lb_repo_load_tree(r, new_id, &cur);
-        if (k < 0)
-                return k;
-        for (size_t i = 0; i < cur->n && k == 0; i++) {
-                const LbNode *n = &cur->nodes[i];
-                const LbNode *o = old ? lb_tree_find(old, n->name) : NULL;
-                if (o && o->type != n->type)
-                        o = NULL;
-                CountCtx cc = { .c = c, .is_new = !o };
-                if (!o) {
-                        (void) count_node(NULL, n, &cc);
-                        k = count_below(r, n, true, c);
-                } else if (n->type == LB_NODE_DIR) {
-                        bool same = o->has_subtree == n->has_subtree &&
-                                    (!n->has_subtree || lb_id_cmp(&o->subtree, &n->subtree) == 0);
-                        (*(same && !cli_node_changed(o, n) ? &c->dirs_unmodified : &c->dirs_changed))++;
-                        if (same)
-                                k = count_below(r, n, false, c);
-                        else if (n->has_subtree)
-                                k = compare_trees(r, o->has_subtree ? &o->subtree : NULL, &n->subtree, c, depth + 1);
-                } else if (n->type == LB_NODE_FILE)
-                        (*(cli_node_changed(o, n) ? &c->files_changed : &c->files_unmodified))++;
-        }
-        return k;
-}
-
-static bool same_paths(const LbSnapshot *a, const LbSnapshot *b) {
-        if (a->n_paths != b->n_paths)
-                return false;
-        for (size_t i = 0; i < a->n_paths; i++) {
-                bool found = false;
-                for (size_t j = 0; j < b->n_paths && !found; j++)
-                        found = strcmp(a->paths[i], b->paths[j]) == 0;
-                if (!found)
-                        return false;
-        }
-        return true;
-}
-
-static int count_changes(LbRepo *r, const LbId *snap_id, Changes *ret) {
-        LbSnapshot **snaps = NULL;
-        size_t n = 0;
-        int k = lb_repo_snapshot_list(r, &snaps, &n);
-        if (k < 0)
-                return k;
-        const LbSnapshot *cur = NULL, *parent = NULL;
-        for (size_t i = 0; i < n; i++)
-                if (lb_id_cmp(&snaps[i]->id, snap_id) == 0)
-                        cur = snaps[i];
-        for (size_t i = 0; cur && i < n; i++) {
-                const LbSnapshot *s = snaps[i];
-                if (s == cur || s->time_ns > cur->time_ns || !s->hostname || !cur->hostname ||
-                    strcmp(s->hostname, cur->hostname) != 0 || !same_paths(s, cur))
-                        continue;
-                if (!parent || s->time_ns >= parent->time_ns)
-                        parent = s;
-        }
-        Changes c = {};
-        if (!cur)
-                k = -ENOENT;
-        else
-                k = compare_trees(r, parent ? &parent->tree : NULL, &cur->tree, &c, 0);
-        lb_snapshots_free(snaps, n);
-        if (k < 0)
-                return k;
-        *ret = c;
-        return 0;
-}
-
-static void print_summary(const LbBackupResult *res, const Changes *ch) {
+static void print_summary(const LbBackupResult *res) {
+        const LbChangeCounts *ch = &res->changes;
         const LbSnapshotStats *s = &res->stats;
         char id[2 * LB_ID_SIZE + 1];
         lb_id_hex(&res->snapshot_id, id);
@@ -343,8 +240,15 @@ int cmd_backup(int argc, char **argv) {
         } else if (o.stdin_name)
                 o.stdin_fd = STDIN_FILENO;
 
+        /* The parent: the latest snapshot of the same host and paths. */
+        _cleanup_snapshot_ LbSnapshot *parent = NULL;
+        int k = lb_backup_find_parent(r, &o, &parent);
+        if (k < 0 && k != -ENOENT)
+                return cli_fail(k, "read the snapshots of %s", cli.repo);
+        o.parent = parent;
+
         LbBackupResult res = {};
-        int k = lb_backup_run(r, &o, &res);
+        k = lb_backup_run(r, &o, &res);
 
         if (b.child > 0) {
                 /* The backup stopped before reading everything: closing the
@@ -368,10 +272,7 @@ int cmd_backup(int argc, char **argv) {
                 return cli_fail(k, "back up into %s; no snapshot recorded", cli.repo);
         }
 
-        /* Counted against the parent; if that cannot be read, everything counts as new. */
-        Changes ch = { .files_new = res.stats.files, .dirs_new = res.stats.dirs };
-        (void) count_changes(r, &res.snapshot_id, &ch);
-        print_summary(&res, &ch);
+        print_summary(&res);
         if (res.stats.errors > 0) {
                 char id[9];
                 cli_id_short(&res.snapshot_id, id);

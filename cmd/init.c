@@ -10,7 +10,7 @@ static const char help[] =
         "Keep the passphrase safe: without it the backups cannot be read.\n"
         "\n"
         "Options:\n"
-        "  --chunk-avg BYTES      average chunk size, a power of two (default 16K);\n"
+        "  --chunk-avg BYTES      average chunk size, a power of two (default 8K);\n"
         "                         minimum and maximum are a quarter and four times it\n"
         "  --pack-size MIB        target pack size in MiB (default 16)\n"
         "  --compression LEVEL    zstd level 1-22, 0 stores uncompressed (default 3)\n"

@@ -23,7 +23,7 @@
 #include "store/archiver.h"
 
 #define QUEUE_JOBS 256
-#define QUEUE_BYTES (64u << 20)
+#define QUEUE_BYTES (16u << 20)
 #define READ_BUF (8u << 20)
 
 /* A file whose chunk refs are being collected. */
@@ -50,6 +50,7 @@ typedef struct Archiver {
         LbWriter *writer;
         const LbBackupOptions *o;
         LbSnapshotStats stats;
+        LbChangeCounts changes;
 
         pthread_mutex_t lock;
         pthread_cond_t work_cond, done_cond;
@@ -255,7 +256,7 @@ static int chunk_stream(Archiver *a, FileBuilder *fb, int fd, uint64_t limit, ui
 }
 
 /* Reads a regular file, skipping holes (SEEK_DATA/SEEK_HOLE) where the
- * file system reports them. */
+ * file system reports them. *ret_read gets the bytes covered, holes included. */
 static int chunk_file(Archiver *a, FileBuilder *fb, int fd, uint64_t size, uint64_t *ret_read) {
         uint64_t pos = 0, read_total = 0;
         while (pos < size) {
@@ -280,6 +281,7 @@ static int chunk_file(Archiver *a, FileBuilder *fb, int fd, uint64_t size, uint6
                         int k = submit_hole(a, fb, (uint64_t) data - pos);
                         if (k < 0)
                                 return k;
+                        read_total += (uint64_t) data - pos;
                         pos = (uint64_t) data;
                         if (pos >= size)
                                 break;
@@ -391,18 +393,95 @@ static void warn(Archiver *a, const char *path, int err) {
                 a->o->warn(a->o->userdata, path, err);
 }
 
-static int archive_dir(Archiver *a, const char *path, LbId *ret_tree);
+/* A directory being built: its finished nodes, its files still in the
+ * pipeline, and the same directory in the parent snapshot (or NULL). */
+typedef struct DirBuilder {
+        LbTree t;
+        FileBuilder *files;
+        LbTree *parent;
+} DirBuilder;
 
-/* Archives one filesystem object into a node. Returns 0 with *ret_skip set
- * when the object is skipped (unreadable, a socket). Fatal errors (the
- * repository cannot be written) are negative. */
-static int archive_path(Archiver *a, const char *path, const char *name, FileBuilder **files, LbNode *ret,
-                        bool *ret_skip) {
+static void dir_begin(Archiver *a, DirBuilder *d, const LbNode *parent_node) {
+        *d = (DirBuilder) {};
+        if (parent_node && parent_node->type == LB_NODE_DIR && parent_node->has_subtree &&
+            lb_repo_load_tree(a->repo, &parent_node->subtree, &d->parent) < 0)
+                d->parent = NULL; /* an unreadable parent only costs the comparison */
+}
+
+static void dir_free(DirBuilder *d) {
+        fb_free(d->files);
+        for (size_t i = 0; i < d->t.n; i++)
+                lb_node_clear(&d->t.nodes[i]);
+        free(d->t.nodes);
+        lb_tree_free(d->parent);
+        *d = (DirBuilder) {};
+}
+
+static const LbNode *parent_of(const DirBuilder *d, const char *name) {
+        return d->parent ? lb_tree_find(d->parent, name) : NULL;
+}
+
+static bool same_content(const LbNode *x, const LbNode *y) {
+        if (x->size != y->size || x->indirect != y->indirect || x->n_content != y->n_content)
+                return false;
+        for (size_t i = 0; i < x->n_content; i++)
+                if (lb_id_cmp(&x->content[i].id, &y->content[i].id) != 0 || x->content[i].size != y->content[i].size)
+                        return false;
+        return true;
+}
+
+/* Counts a finished node as new, changed or unmodified against its parent. */
+static void classify(Archiver *a, const DirBuilder *d, const LbNode *n) {
+        const LbNode *p = parent_of(d, n->name);
+        bool same = p && p->type == n->type && p->mode == n->mode && p->uid == n->uid && p->gid == n->gid &&
+                    p->mtime_ns == n->mtime_ns;
+        LbChangeCounts *c = &a->changes;
+        if (n->type == LB_NODE_DIR) {
+                same = same && p->has_subtree && lb_id_cmp(&p->subtree, &n->subtree) == 0;
+                (*(!p ? &c->dirs_new : same ? &c->dirs_unmodified : &c->dirs_changed))++;
+        } else if (n->type == LB_NODE_FILE) {
+                same = same && same_content(p, n);
+                (*(!p ? &c->files_new : same ? &c->files_unmodified : &c->files_changed))++;
+        }
+}
+
+/* Drains the pipeline, completes the directory's files, and stores its tree. */
+static int dir_finish(Archiver *a, DirBuilder *d, LbId *ret_tree) {
+        drain(a);
+        int k = a->error;
+        for (FileBuilder *fb = d->files; fb && k == 0; fb = fb->next) {
+                if (fb->error < 0)
+                        continue; /* already reported; the file is left out */
+                k = finish_file(a, fb);
+                if (k == 0)
+                        classify(a, d, &fb->node);
+                if (k == 0)
+                        k = lb_tree_add(&d->t, &fb->node);
+        }
+        if (k == 0)
+                k = lb_tree_sort(&d->t);
+        _cleanup_buf_ LbBuf enc = {};
+        if (k == 0)
+                k = lb_tree_encode(&d->t, &enc);
+        if (k == 0)
+                k = lb_writer_add(a->writer, LB_BLOB_TREE, enc.data, enc.len, ret_tree);
+        return k;
+}
+
+/* Adds a finished (non-file) node to d. */
+static int dir_add(Archiver *a, DirBuilder *d, LbNode *n) {
+        classify(a, d, n);
+        return lb_tree_add(&d->t, n);
+}
+
+static int archive_dir(Archiver *a, const char *path, const LbNode *parent_node, LbId *ret_tree);
+
+/* Archives one filesystem object into d. An unreadable object is reported
+ * and skipped; negative returns are fatal (the repository cannot be written). */
+static int archive_path(Archiver *a, DirBuilder *d, const char *path, const char *name) {
         struct stat st;
-        *ret_skip = false;
         if (lstat(path, &st) < 0) {
                 warn(a, path, -errno);
-                *ret_skip = true;
                 return 0;
         }
         LbNode n = { .name = strdup(name) };
@@ -417,7 +496,6 @@ static int archive_path(Archiver *a, const char *path, const char *name, FileBui
                 if (fd < 0) {
                         warn(a, path, -errno);
                         lb_node_clear(&n);
-                        *ret_skip = true;
                         return 0;
                 }
                 FileBuilder *fb = calloc(1, sizeof *fb);
@@ -428,32 +506,30 @@ static int archive_path(Archiver *a, const char *path, const char *name, FileBui
                 }
                 n.type = LB_NODE_FILE;
                 fb->node = n;
-                fb->next = *files;
-                *files = fb;
-                uint64_t got = 0;
-                k = chunk_file(a, fb, fd, (uint64_t) st.st_size, &got);
+                fb->next = d->files;
+                d->files = fb;
+                uint64_t covered = 0;
+                k = chunk_file(a, fb, fd, (uint64_t) st.st_size, &covered);
                 close(fd);
                 if (k < 0 && a->error == 0 && k != -ENOMEM) {
-                        /* A read error: the file is skipped, the backup goes on. */
+                        /* A read error: the file is left out, the backup goes on. */
                         fb->error = k;
                         warn(a, path, k);
-                        k = 0;
+                        return 0;
                 }
                 if (k == 0) {
                         a->stats.files++;
-                        a->stats.bytes_read += got;
+                        a->stats.bytes_read += covered;
                 }
-                /* The node itself is completed in finish_dir() once its jobs are done. */
-                *ret = (LbNode) {};
+                /* The node is completed by dir_finish() once its chunks are done. */
                 return k;
         }
         if (S_ISDIR(st.st_mode)) {
                 n.type = LB_NODE_DIR;
-                k = archive_dir(a, path, &n.subtree);
-                if (k == -ENOTDIR || k == -EACCES || k == -ENOENT || k == -EIO) {
+                k = archive_dir(a, path, parent_of(d, name), &n.subtree);
+                if (k < 0 && a->error == 0 && k != -ENOMEM) {
                         warn(a, path, k);
                         lb_node_clear(&n);
-                        *ret_skip = true;
                         return 0;
                 }
                 n.has_subtree = true;
@@ -466,7 +542,6 @@ static int archive_path(Archiver *a, const char *path, const char *name, FileBui
                 if (l < 0) {
                         warn(a, path, -errno);
                         lb_node_clear(&n);
-                        *ret_skip = true;
                         return 0;
                 }
                 n.link[l] = 0;
@@ -477,103 +552,79 @@ static int archive_path(Archiver *a, const char *path, const char *name, FileBui
                 n.rdev = (uint64_t) st.st_rdev;
         } else {
                 lb_node_clear(&n); /* sockets are not backed up, as with restic */
-                *ret_skip = true;
                 return 0;
         }
-        if (k < 0) {
-                lb_node_clear(&n);
-                return k;
-        }
-        *ret = n;
-        return 0;
+        if (k == 0)
+                k = dir_add(a, d, &n);
+        lb_node_clear(&n);
+        return k;
 }
 
 static int name_cmp(const void *x, const void *y) {
         return strcmp(*(char *const *) x, *(char *const *) y);
 }
 
-/* Completes the files of a directory (after drain) and adds them to t. */
-static int finish_files(Archiver *a, FileBuilder *files, LbTree *t) {
-        for (FileBuilder *fb = files; fb; fb = fb->next) {
-                if (fb->error < 0)
-                        continue; /* already reported; the file is left out */
-                int k = finish_file(a, fb);
-                if (k < 0)
-                        return k;
-                k = lb_tree_add(t, &fb->node);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
-}
-
-static int store_tree(Archiver *a, LbTree *t, LbId *ret) {
-        int k = lb_tree_sort(t);
-        if (k < 0)
-                return k;
-        _cleanup_buf_ LbBuf enc = {};
-        k = lb_tree_encode(t, &enc);
-        if (k < 0)
-                return k;
-        return lb_writer_add(a->writer, LB_BLOB_TREE, enc.data, enc.len, ret);
-}
-
-static int archive_dir(Archiver *a, const char *path, LbId *ret_tree) {
-        DIR *d = opendir(path);
-        if (!d)
+/* Reads a directory's entry names, sorted bytewise. */
+static int read_names(const char *path, char ***ret, size_t *ret_n) {
+        DIR *dir = opendir(path);
+        if (!dir)
                 return -errno;
         char **names = NULL;
         size_t n = 0;
         int k = 0;
         struct dirent *de;
-        errno = 0;
-        while ((de = readdir(d))) {
+        for (;;) {
+                errno = 0;
+                de = readdir(dir);
+                if (!de) {
+                        k = -errno;
+                        break;
+                }
                 if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
                         continue;
                 char **v = realloc(names, (n + 1) * sizeof *v);
-                if (!v || !(v[n] = strdup(de->d_name))) {
-                        names = v ? v : names;
+                if (!v) {
                         k = -ENOMEM;
                         break;
                 }
                 names = v;
-                n++;
-        }
-        closedir(d);
-        if (k == 0)
-                lb_qsort(names, n, sizeof *names, name_cmp);
-
-        LbTree t = {};
-        FileBuilder *files = NULL;
-        for (size_t i = 0; i < n && k == 0; i++) {
-                _cleanup_free_ char *child = strcmp(path, "/") == 0 ? lb_strdup_printf("/%s", names[i])
-                                                                     : lb_path_join(path, names[i]);
-                if (!child) {
+                if (!(names[n] = strdup(de->d_name))) {
                         k = -ENOMEM;
                         break;
                 }
-                LbNode node;
-                bool skip;
-                k = archive_path(a, child, names[i], &files, &node, &skip);
-                if (k == 0 && !skip && node.name)
-                        k = lb_tree_add(&t, &node);
+                n++;
+        }
+        closedir(dir);
+        if (k < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(names[i]);
+                free(names);
+                return k;
+        }
+        lb_qsort(names, n, sizeof *names, name_cmp);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+static int archive_dir(Archiver *a, const char *path, const LbNode *parent_node, LbId *ret_tree) {
+        char **names = NULL;
+        size_t n = 0;
+        int k = read_names(path, &names, &n);
+        if (k < 0)
+                return k;
+        DirBuilder d;
+        dir_begin(a, &d, parent_node);
+        for (size_t i = 0; i < n && k == 0; i++) {
+                _cleanup_free_ char *child = lb_strdup_printf("%s/%s", strcmp(path, "/") == 0 ? "" : path, names[i]);
+                k = child ? archive_path(a, &d, child, names[i]) : -ENOMEM;
         }
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         free(names);
-        if (k == 0) {
-                drain(a);
-                k = a->error;
-        }
         if (k == 0)
-                k = finish_files(a, files, &t);
-        if (k == 0)
-                k = store_tree(a, &t, ret_tree);
-        fb_free(files);
-        /* lb_tree_free frees the struct too; t is on the stack, so clear nodes by hand. */
-        for (size_t i = 0; i < t.n; i++)
-                lb_node_clear(&t.nodes[i]);
-        free(t.nodes);
+                k = dir_finish(a, &d, ret_tree);
+        dir_free(&d);
         return k;
 }
 
@@ -671,58 +722,7 @@ static int vdir_insert(VDir *root, const char *norm) {
         return v->real ? 0 : -ENOMEM;
 }
 
-static int archive_vdir(Archiver *a, VDir *v, const char *path, LbTree *t, FileBuilder **files);
-
-static int archive_vchildren(Archiver *a, VDir *v, const char *path, LbId *ret_tree) {
-        LbTree t = {};
-        FileBuilder *files = NULL;
-        int k = 0;
-        for (size_t i = 0; i < v->n && k == 0; i++) {
-                _cleanup_free_ char *child = lb_strdup_printf("%s/%s", strcmp(path, "/") == 0 ? "" : path,
-                                                              v->kids[i]->name);
-                k = child ? archive_vdir(a, v->kids[i], child, &t, &files) : -ENOMEM;
-        }
-        if (k == 0) {
-                drain(a);
-                k = a->error;
-        }
-        if (k == 0)
-                k = finish_files(a, files, &t);
-        if (k == 0)
-                k = store_tree(a, &t, ret_tree);
-        fb_free(files);
-        for (size_t i = 0; i < t.n; i++)
-                lb_node_clear(&t.nodes[i]);
-        free(t.nodes);
-        return k;
-}
-
-static int archive_vdir(Archiver *a, VDir *v, const char *path, LbTree *t, FileBuilder **files) {
-        LbNode node;
-        bool skip;
-        int k;
-        if (v->real) {
-                k = archive_path(a, v->real, v->name, files, &node, &skip);
-                if (k == 0 && !skip && node.name)
-                        k = lb_tree_add(t, &node);
-                return k;
-        }
-        /* A parent of an input: recorded with its own metadata. */
-        struct stat st;
-        node = (LbNode) { .name = strdup(v->name), .type = LB_NODE_DIR, .mode = 0755, .has_subtree = true };
-        if (!node.name)
-                return -ENOMEM;
-        if (stat(path, &st) == 0)
-                fill_from_stat(&node, &st);
-        k = archive_vchildren(a, v, path, &node.subtree);
-        if (k == 0)
-                k = lb_tree_add(t, &node);
-        else
-                lb_node_clear(&node);
-        return k;
-}
-
-static int archive_stdin(Archiver *a, LbTree *t, FileBuilder **files) {
+static int archive_stdin(Archiver *a, DirBuilder *d) {
         const char *name = a->o->stdin_name;
         if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
                 return -EINVAL;
@@ -732,8 +732,8 @@ static int archive_stdin(Archiver *a, LbTree *t, FileBuilder **files) {
         fb->node = (LbNode) { .name = strdup(name), .type = LB_NODE_FILE, .mode = 0600,
                               .mtime_ns = a->o->time_ns ? a->o->time_ns : lb_now_ns() };
         fill_owner(&fb->node, getuid(), getgid());
-        fb->next = *files;
-        *files = fb;
+        fb->next = d->files;
+        d->files = fb;
         if (!fb->node.name)
                 return -ENOMEM;
         uint64_t got;
@@ -745,8 +745,53 @@ static int archive_stdin(Archiver *a, LbTree *t, FileBuilder **files) {
         return 0;
 }
 
+/* Builds the tree of a virtual directory: the inputs below it and the
+ * directories leading to them (recorded with their own metadata). */
+static int archive_vdir(Archiver *a, VDir *v, const char *path, const LbNode *parent_node, bool with_stdin,
+                        LbId *ret_tree) {
+        DirBuilder d;
+        dir_begin(a, &d, parent_node);
+        int k = 0;
+        for (size_t i = 0; i < v->n && k == 0; i++) {
+                VDir *kid = v->kids[i];
+                _cleanup_free_ char *child = lb_strdup_printf("%s/%s", strcmp(path, "/") == 0 ? "" : path, kid->name);
+                if (!child) {
+                        k = -ENOMEM;
+                        break;
+                }
+                if (kid->real) {
+                        k = archive_path(a, &d, kid->real, kid->name);
+                        continue;
+                }
+                struct stat st;
+                LbNode n = { .name = strdup(kid->name), .type = LB_NODE_DIR, .mode = 0755, .has_subtree = true };
+                if (!n.name) {
+                        k = -ENOMEM;
+                        break;
+                }
+                if (stat(child, &st) == 0)
+                        fill_from_stat(&n, &st);
+                k = archive_vdir(a, kid, child, parent_of(&d, kid->name), false, &n.subtree);
+                if (k == 0)
+                        k = dir_add(a, &d, &n);
+                lb_node_clear(&n);
+        }
+        if (k == 0 && with_stdin)
+                k = archive_stdin(a, &d);
+        if (k == 0)
+                k = dir_finish(a, &d, ret_tree);
+        dir_free(&d);
+        return k;
+}
+
 static int build_root(Archiver *a, LbId *ret_tree) {
         const LbBackupOptions *o = a->o;
+        /* The parent snapshot's root, as a node, so the walk can compare. */
+        LbNode parent_root = { .type = LB_NODE_DIR };
+        if (o->parent) {
+                parent_root.has_subtree = true;
+                parent_root.subtree = o->parent->tree;
+        }
         VDir *root = calloc(1, sizeof *root);
         if (!root)
                 return -ENOMEM;
@@ -754,43 +799,19 @@ static int build_root(Archiver *a, LbId *ret_tree) {
         bool whole_root = false;
         for (size_t i = 0; i < o->n_paths && k == 0; i++) {
                 _cleanup_free_ char *norm = normalize(o->paths[i]);
-                if (!norm) {
+                if (!norm)
                         k = -ENOMEM;
-                        break;
-                }
-                if (strcmp(norm, "/") == 0)
+                else if (strcmp(norm, "/") == 0)
                         whole_root = true;
                 else
                         k = vdir_insert(root, norm);
         }
-        if (k < 0) {
-                vdir_free(root);
-                return k;
-        }
-        if (whole_root) {
-                vdir_free(root);
-                return archive_dir(a, "/", ret_tree);
-        }
-        LbTree t = {};
-        FileBuilder *files = NULL;
-        for (size_t i = 0; i < root->n && k == 0; i++) {
-                _cleanup_free_ char *child = lb_strdup_printf("/%s", root->kids[i]->name);
-                k = child ? archive_vdir(a, root->kids[i], child, &t, &files) : -ENOMEM;
-        }
-        if (k == 0 && o->stdin_name)
-                k = archive_stdin(a, &t, &files);
-        if (k == 0) {
-                drain(a);
-                k = a->error;
-        }
-        if (k == 0)
-                k = finish_files(a, files, &t);
-        if (k == 0)
-                k = store_tree(a, &t, ret_tree);
-        fb_free(files);
-        for (size_t i = 0; i < t.n; i++)
-                lb_node_clear(&t.nodes[i]);
-        free(t.nodes);
+        if (k == 0 && whole_root && !o->stdin_name)
+                k = archive_dir(a, "/", &parent_root, ret_tree);
+        else if (k == 0 && whole_root)
+                k = -EINVAL; /* "/" and a stdin stream cannot share the root */
+        else if (k == 0)
+                k = archive_vdir(a, root, "/", &parent_root, o->stdin_name != NULL, ret_tree);
         vdir_free(root);
         return k;
 }
@@ -800,6 +821,79 @@ static int32_t local_offset(int64_t time_ns) {
         struct tm tm;
         localtime_r(&t, &tm);
         return (int32_t) tm.tm_gmtoff;
+}
+
+static void backup_hostname(const LbBackupOptions *o, char host[256]) {
+        if (o->hostname)
+                snprintf(host, 256, "%s", o->hostname);
+        else if (gethostname(host, 255) < 0)
+                strcpy(host, "unknown");
+        host[255] = 0;
+}
+
+/* The snapshot's paths: the normalized inputs, then "/<stdin name>". */
+static int backup_paths(const LbBackupOptions *o, char ***ret, size_t *ret_n) {
+        char **paths = calloc(o->n_paths + 1, sizeof *paths);
+        if (!paths)
+                return -ENOMEM;
+        size_t n = 0;
+        int k = 0;
+        for (size_t i = 0; i < o->n_paths && k == 0; i++)
+                if (!(paths[n++] = normalize(o->paths[i])))
+                        k = -ENOMEM;
+        if (k == 0 && o->stdin_name && !(paths[n++] = lb_strdup_printf("/%s", o->stdin_name)))
+                k = -ENOMEM;
+        if (k < 0) {
+                for (size_t i = 0; i < n; i++)
+                        free(paths[i]);
+                free(paths);
+                return k;
+        }
+        *ret = paths;
+        *ret_n = n;
+        return 0;
+}
+
+static bool same_path_set(char **a, size_t na, char **b, size_t nb) {
+        if (na != nb)
+                return false;
+        for (size_t i = 0; i < na; i++) {
+                bool found = false;
+                for (size_t j = 0; j < nb && !found; j++)
+                        found = strcmp(a[i], b[j]) == 0;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+int lb_backup_find_parent(LbRepo *r, const LbBackupOptions *o, LbSnapshot **ret) {
+        char host[256];
+        backup_hostname(o, host);
+        char **paths;
+        size_t n_paths;
+        int k = backup_paths(o, &paths, &n_paths);
+        if (k < 0)
+                return k;
+        LbSnapshot **v = NULL;
+        size_t n = 0;
+        k = lb_repo_snapshot_list(r, &v, &n);
+        ssize_t best = -1;
+        for (size_t i = 0; k == 0 && i < n; i++)  /* sorted oldest first: the last match wins */
+                if (v[i]->hostname && strcmp(v[i]->hostname, host) == 0 &&
+                    same_path_set(v[i]->paths, v[i]->n_paths, paths, n_paths))
+                        best = (ssize_t) i;
+        if (k == 0 && best < 0)
+                k = -ENOENT;
+        if (k == 0) {
+                *ret = v[best];
+                v[best] = NULL;
+        }
+        lb_snapshots_free(v, n);
+        for (size_t i = 0; i < n_paths; i++)
+                free(paths[i]);
+        free(paths);
+        return k;
 }
 
 int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
@@ -842,10 +936,7 @@ int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
         a.stats.chunks_new = ws.blobs_new;
         a.stats.duration_ns = (uint64_t) (lb_mono_ns() - start);
 
-        if (o->hostname)
-                snprintf(host, sizeof host, "%s", o->hostname);
-        else if (gethostname(host, sizeof host - 1) < 0)
-                strcpy(host, "unknown");
+        backup_hostname(o, host);
         struct passwd pw, *pwp = NULL;
         char pwbuf[4096];
         (void) getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &pwp);
@@ -855,28 +946,24 @@ int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
         snap.username = pwp ? pwp->pw_name : NULL;
         snap.tags = (char **) o->tags;
         snap.n_tags = o->n_tags;
-        paths = calloc(o->n_paths + 1, sizeof *paths);
-        if (!paths) {
-                k = -ENOMEM;
+        k = backup_paths(o, &paths, &snap.n_paths);
+        if (k < 0)
                 goto done;
-        }
-        for (size_t i = 0; i < o->n_paths; i++)
-                paths[snap.n_paths++] = normalize(o->paths[i]);
-        if (o->stdin_name)
-                paths[snap.n_paths++] = lb_strdup_printf("/%s", o->stdin_name);
         snap.paths = paths;
         snap.source = (char *) (o->source ? o->source : o->stdin_name && o->n_paths == 0 ? "stdin" : "files");
         snap.program = (char *) "longbox " LB_VERSION;
         snap.stats = a.stats;
         snap.meta = (LbMeta *) o->meta;
+        if (o->parent) {
+                snap.has_parent = true;
+                snap.parent = o->parent->id;
+        }
         snap.n_meta = o->n_meta;
-        for (size_t i = 0; i < snap.n_paths; i++)
-                if (!paths[i])
-                        k = -ENOMEM;
-        if (k == 0)
-                k = lb_repo_snapshot_save(r, &snap, &ret->snapshot_id);
-        if (k == 0)
+        k = lb_repo_snapshot_save(r, &snap, &ret->snapshot_id);
+        if (k == 0) {
                 ret->stats = a.stats;
+                ret->changes = a.changes;
+        }
 done:
         for (size_t i = 0; i < snap.n_paths; i++)
                 free(paths[i]);

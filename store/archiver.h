@@ -25,6 +25,10 @@ typedef struct LbBackupOptions {
         int32_t tz_offset;            /* seconds east of UTC; default: local zone at time_ns */
         const char *source;           /* "files" / "stdin" (default from inputs) */
         const LbMeta *meta;           /* extra snapshot metadata */
+        /* The previous snapshot of the same inputs (or NULL): recorded as the
+         * parent, and each file and directory is counted as new, changed or
+         * unmodified against it. */
+        const LbSnapshot *parent;
         size_t n_meta;
         /* Called for every input that cannot be read (the backup goes on and
          * counts it in stats.errors). */
@@ -35,10 +39,21 @@ typedef struct LbBackupOptions {
         void *userdata;
 } LbBackupOptions;
 
+typedef struct LbChangeCounts {
+        uint64_t files_new, files_changed, files_unmodified;
+        uint64_t dirs_new, dirs_changed, dirs_unmodified;
+} LbChangeCounts;
+
 typedef struct LbBackupResult {
         LbId snapshot_id;
         LbSnapshotStats stats;
+        LbChangeCounts changes;
 } LbBackupResult;
+
+/* Finds the parent for a backup with these options: the latest snapshot
+ * with the same hostname and the same set of (normalized) paths.
+ * -ENOENT when there is none. */
+int lb_backup_find_parent(LbRepo *r, const LbBackupOptions *o, LbSnapshot **ret) _warn_unused_;
 
 /* Returns 0 on success (ret filled), -errno when no snapshot was recorded. */
 int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) _warn_unused_;

@@ -164,7 +164,8 @@ pid=$!
 register_pid "$pid"
 exec 3>"$T/slow-stdin"
 echo "some data" >&3
-locks_present() { [[ -n $(find "$LONGBOX_REPO/locks" -type f) ]]; }
+# Temp files (.tmp-*) of an interrupted write are not locks.
+locks_present() { [[ -n $(find "$LONGBOX_REPO/locks" -type f ! -name '.*') ]]; }
 wait_for 30 locks_present || fail "no lock file under locks/ while a backup runs"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
