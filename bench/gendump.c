@@ -616,32 +616,32 @@ typedef struct Table {
 
 static Table g_t[T_COUNT] = {
         [T_ADDRESSES] = { .name = "addresses",
-                .cols = "id, customer_id, kind, recipient, line1, line2, city, region, postal_code, country, is_default, created_at, updated_at",
-                .span = 1900 },
+                .cols = "id, customer_id, kind, recipient, company, line1, line2, city, region, postal_code, country, latitude, longitude, phone, delivery_instructions, is_default, created_at, updated_at",
+                .span = 1900, .spp = 38 },
         [T_CUSTOMERS] = { .name = "customers",
-                .cols = "id, first_name, last_name, email, phone, birth_date, created_at, last_login_at, loyalty_points, status, marketing_opt_in, favorite_publisher",
-                .span = 1900 },
+                .cols = "id, username, first_name, last_name, email, password_hash, phone, birth_date, created_at, last_login_at, loyalty_points, order_count, lifetime_spend, status, marketing_opt_in, favorite_publisher, preferences, notes, updated_at",
+                .span = 1900, .spp = 16 },
         [T_EVENT_LOG] = { .name = "event_log",
-                .cols = "id, occurred_at, customer_id, session_id, kind, entity, entity_id, ip, user_agent, payload",
-                .span = 180 },
+                .cols = "id, occurred_at, customer_id, session_id, request_id, kind, entity, entity_id, ip, user_agent, payload",
+                .span = 180, .spp = 21 },
         [T_INVENTORY] = { .name = "inventory",
-                .cols = "id, issue_id, location, condition, qty_on_hand, qty_reserved, reorder_level, bin, updated_at",
-                .span = 1950 },
+                .cols = "id, issue_id, sku, location, condition, qty_on_hand, qty_reserved, reorder_level, unit_cost, supplier, bin, last_counted_at, updated_at",
+                .span = 1950, .spp = 53 },
         [T_ISSUES] = { .name = "issues",
-                .cols = "id, series_id, issue_number, variant, title, cover_date, release_date, cover_price, upc, writer, artist, cover_artist, page_count, format, status, description, updated_at",
-                .span = 1950 },
+                .cols = "id, series_id, issue_number, variant, title, cover_date, release_date, foc_date, cover_price, upc, isbn, order_code, writer, artist, colorist, letterer, cover_artist, editor, page_count, format, age_rating, weight_grams, status, description, variant_description, updated_at",
+                .span = 1950, .spp = 10 },
         [T_ORDER_ITEMS] = { .name = "order_items",
-                .cols = "id, order_id, issue_id, quantity, unit_price, discount, line_total",
-                .span = 1800 },
+                .cols = "id, order_id, issue_id, sku, title, condition, quantity, unit_price, discount, tax, line_total, created_at",
+                .span = 1800, .spp = 59 },
         [T_ORDERS] = { .name = "orders",
-                .cols = "id, customer_id, shipping_address_id, status, placed_at, updated_at, item_count, subtotal, tax, shipping_fee, total, currency, channel, coupon_code, notes",
-                .span = 1800 },
+                .cols = "id, customer_id, shipping_address_id, status, placed_at, updated_at, item_count, subtotal, tax, shipping_fee, total, currency, channel, coupon_code, customer_email, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, ship_country, shipping_method, tracking_number, client_ip, user_agent, notes",
+                .span = 1800, .spp = 23 },
         [T_PAYMENTS] = { .name = "payments",
-                .cols = "id, order_id, provider, provider_ref, amount, currency, status, created_at, captured_at, failure_reason",
-                .span = 1800 },
+                .cols = "id, order_id, provider, provider_ref, amount, currency, status, card_brand, card_last4, card_exp, created_at, captured_at, failure_reason, metadata",
+                .span = 1800, .spp = 32 },
         [T_SERIES] = { .name = "series",
-                .cols = "id, publisher, title, volume, start_year, end_year, status, age_rating, created_at, updated_at",
-                .span = 1950 },
+                .cols = "id, publisher, title, volume, start_year, end_year, status, age_rating, genre, description, created_at, updated_at",
+                .span = 1950, .spp = 21 },
 };
 
 static bool g_physical = true;
@@ -796,6 +796,18 @@ static uint32_t row_random(const Table *t, Rng *r) {
         return 0;
 }
 
+/* A random live row among pks first..n, or 0: the recent rows of t. */
+static uint32_t row_random_since(const Table *t, uint32_t first, Rng *r) {
+        if (first > t->n)
+                return 0;
+        for (int i = 0; i < 8; i++) {
+                uint32_t pk = first + rbelow(r, t->n - first + 1);
+                if (row_alive(t, pk))
+                        return pk;
+        }
+        return 0;
+}
+
 /* ---- time of rows ----------------------------------------------------------------- */
 
 /* Simulation day on which pk (> nbase) was inserted. */
@@ -861,19 +873,24 @@ static int64_t change_time(int32_t vday, Rng *r) {
 
 /* ---- parent/child maps --------------------------------------------------------------- */
 
-static uint32_t *make_children(Rng *r, uint32_t nparent, const uint8_t *weights, size_t nw) {
+/* weights[k]: how often a parent has min + k children; parents from
+ * first_new on use weights_new. */
+static uint32_t *make_children(Rng *r, uint32_t nparent, uint32_t min, const uint8_t *weights,
+                               const uint8_t *weights_new, uint32_t first_new, size_t nw) {
         uint32_t *pref = xrealloc(NULL, ((size_t) nparent + 2) * sizeof *pref);
-        uint32_t total = 0, next = 1;
-        for (size_t i = 0; i < nw; i++)
-                total += weights[i];
+        uint32_t next = 1;
         for (uint32_t p = 1; p <= nparent; p++) {
+                const uint8_t *w = p >= first_new ? weights_new : weights;
+                uint32_t total = 0;
+                for (size_t i = 0; i < nw; i++)
+                        total += w[i];
                 pref[p] = next;
                 uint32_t x = rbelow(r, total), k = 0;
-                while (x >= weights[k]) {
-                        x -= weights[k];
+                while (x >= w[k]) {
+                        x -= w[k];
                         k++;
                 }
-                next += (uint32_t) k + 1;
+                next += min + k;
         }
         pref[0] = 1;
         pref[nparent + 1] = next;
@@ -1171,12 +1188,187 @@ static char *put_postal(char *o, const Str *city, Rng *r) {
         return put_uw(o, rbelow(r, 100), 2);
 }
 
+/* line1, line2, city, region, postal code, country of an address, drawn
+ * from r (orders copy the address as it was first entered). */
+static char *put_address_body(char *o, Rng *r, uint32_t *ret_city) {
+        o = put_u(o, 1 + rbelow(r, rbelow(r, 100) < 70 ? 999 : 19999));
+        *o++ = ' ';
+        o = put_pick(o, &L_STREET, r);
+        *o++ = ' ';
+        o = put_pick(o, &L_SUFFIX, r);
+        TAB(o);
+        if (rbelow(r, 100) < 27)
+                o = put_pick(o, &L_UNIT, r);
+        else
+                o = PUT_NULL(o);
+        TAB(o);
+        uint32_t ci = rbelow(r, L_CITY.n / 4);
+        const Str *city = &L_CITY.v[4 * ci];
+        if (ret_city)
+                *ret_city = ci;
+        o = put_str(o, city[0]);
+        TAB(o);
+        o = put_str(o, city[1]);
+        TAB(o);
+        o = put_postal(o, city, r);
+        TAB(o);
+        return put_str(o, city[3]);
+}
+
+/* A coordinate in millionths of a degree as numeric(9,6). */
+static char *put_coord(char *o, int64_t micro) {
+        if (micro < 0) {
+                *o++ = '-';
+                micro = -micro;
+        }
+        o = put_u(o, (uint64_t) micro / 1000000);
+        *o++ = '.';
+        return put_uw(o, (uint64_t) micro % 1000000, 6);
+}
+
+static char *put_phone(char *o, Rng *r) {
+        o = PUTS(o, "+1-");
+        o = put_u(o, 201 + rbelow(r, 780));
+        *o++ = '-';
+        o = put_uw(o, rbelow(r, 1000), 3);
+        *o++ = '-';
+        return put_uw(o, rbelow(r, 10000), 4);
+}
+
+static char *put_lower(char *o, Str s) {
+        for (uint32_t i = 0; i < s.n; i++) {
+                char ch = s.s[i];
+                if (ch >= 'A' && ch <= 'Z')
+                        *o++ = (char) (ch - 'A' + 'a');
+                else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+                        *o++ = ch;
+        }
+        return o;
+}
+
+static char *put_token(char *o, Rng *r, const char *alphabet, uint32_t nalpha, uint32_t n) {
+        uint64_t bits = 0;
+        for (uint32_t i = 0; i < n; i++) {
+                if (i % 8 == 0)
+                        bits = rnext(r);
+                *o++ = alphabet[(bits & 0xff) * nalpha >> 8];
+                bits >>= 8;
+        }
+        return o;
+}
+
+static const char B64[] = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+static const char ALNUM[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+static char *put_uuid(char *o, Rng *r) {
+        uint64_t a = rnext(r), b = rnext(r);
+        o = put_hex(o, a, 8);
+        *o++ = '-';
+        o = put_hex(o, a >> 32, 4);
+        *o++ = '-';
+        *o++ = '4';
+        o = put_hex(o, a >> 48, 3);
+        *o++ = '-';
+        *o++ = "89ab"[b & 3];
+        o = put_hex(o, b >> 2, 3);
+        *o++ = '-';
+        return put_hex(o, b >> 14, 12);
+}
+
+/* Sentences of n words from the word list. */
+static char *put_words(char *o, Rng *r, uint32_t n) {
+        bool cap = true;
+        for (uint32_t i = 0; i < n; i++) {
+                Str w = L_WORD.v[rbelow(r, L_WORD.n)];
+                if (i)
+                        *o++ = ' ';
+                char *s = o;
+                o = put_str(o, w);
+                if (cap && *s >= 'a' && *s <= 'z')
+                        *s = (char) (*s - 'a' + 'A');
+                cap = false;
+                if (i + 1 < n && rbelow(r, 10) == 0) {
+                        *o++ = rbelow(r, 4) ? '.' : '!';
+                        cap = true;
+                }
+        }
+        *o++ = '.';
+        return o;
+}
+
+static char *put_creator(char *o, uint32_t id) {
+        Rng r = rng3(0xc7ea7, id, 0);
+        o = put_pick(o, &L_FIRST, &r);
+        *o++ = ' ';
+        return put_pick(o, &L_LAST, &r);
+}
+
+static char *put_series_title(char *o, uint32_t s) {
+        Rng r = rng3(T_SERIES, s, IMM);
+        (void) rbelow(&r, L_PUBLISHER.n);
+        if (rbelow(&r, 4) == 0)
+                o = PUTS(o, "The ");
+        o = put_pick(o, &L_ADJ, &r);
+        *o++ = ' ';
+        return put_pick(o, &L_NOUN, &r);
+}
+
+static const char *const VARIANTS[] = { "A", "A", "A", "A", "A", "A", "A", "A", "B", "B", "C", "1:10 Incentive",
+                                        "1:25 Incentive", "Foil", "Virgin", "Second Printing" };
+static const char *const FORMATS[] = { "floppy", "floppy", "floppy", "floppy", "floppy", "floppy", "trade paperback",
+                                       "trade paperback", "hardcover", "omnibus", "magazine", "manga volume" };
+
+/* The immutable head of an issue's stream: price, number, annual, variant. */
+typedef struct IssueId {
+        uint32_t price, num, variant;
+        bool annual;
+} IssueId;
+
+static IssueId issue_id(uint32_t i, Rng *r) {
+        IssueId x;
+        *r = rng3(T_ISSUES, i, IMM);
+        x.price = PRICES[rbelow(r, ARRAY_SIZE(PRICES))]; /* = issue_price() */
+        x.num = 1 + rbelow(r, rbelow(r, 4) ? 24 : 300);
+        x.annual = rbelow(r, 40) == 0;
+        x.variant = rbelow(r, ARRAY_SIZE(VARIANTS));
+        return x;
+}
+
+/* "Series Title #12", as on the cover. */
+static char *put_issue_label(char *o, uint32_t i, bool variant) {
+        Rng r;
+        IssueId x = issue_id(i, &r);
+        o = put_series_title(o, issue_series(i));
+        o = x.annual ? PUTS(o, " Annual #") : PUTS(o, " #");
+        o = put_u(o, x.num);
+        if (variant && x.variant >= 8) {
+                o = PUTS(o, " (");
+                o = put(o, VARIANTS[x.variant], strlen(VARIANTS[x.variant]));
+                *o++ = ')';
+        }
+        return o;
+}
+
+static const char MONTHS[] = "JANFEBMARAPRMAYJUNJULAUGSEPOCTNOVDEC";
+
+/* Distributor order code: month and year of solicitation, sequence. */
+static char *put_issue_code(char *o, uint32_t i) {
+        int32_t day = created_day(&g_t[T_ISSUES], i) - 60;
+        int y;
+        unsigned m, d;
+        civil_from_days(days_from_civil(1940, 1, 1) + day, &y, &m, &d);
+        o = put(o, MONTHS + 3 * (m - 1), 3);
+        o = put_uw(o, (uint64_t) y % 100, 2);
+        return put_uw(o, hash3(T_ISSUES, i, 11) % 10000, 4);
+}
+
 static char *row_addresses(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_ADDRESSES];
         uint32_t cust = address_customer(pk);
         /* an edit rewrites the address (a move, a correction) */
         Rng r = rng3(T_ADDRESSES, pk, V_COUNT(ver) / 2);
         Rng m = rng3(T_ADDRESSES, pk, V_COUNT(ver));
+        Rng x = rng3(T_ADDRESSES, pk, 0x10000 + V_COUNT(ver) / 2);
         o = put_u(o, pk);
         TAB(o);
         o = put_u(o, cust);
@@ -1185,25 +1377,26 @@ static char *row_addresses(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_person(o, cust, false, &r);
         TAB(o);
-        o = put_u(o, 1 + rbelow(&r, rbelow(&r, 100) < 70 ? 999 : 19999));
-        *o++ = ' ';
-        o = put_pick(o, &L_STREET, &r);
-        *o++ = ' ';
-        o = put_pick(o, &L_SUFFIX, &r);
+        o = rbelow(&x, 100) < 5 ? put_pick(o, &L_COMPANY, &x) : PUT_NULL(o);
         TAB(o);
-        if (rbelow(&r, 100) < 27)
-                o = put_pick(o, &L_UNIT, &r);
-        else
-                o = PUT_NULL(o);
+        uint32_t ci;
+        o = put_address_body(o, &r, &ci);
         TAB(o);
-        const Str *city = &L_CITY.v[4 * rbelow(&r, L_CITY.n / 4)];
-        o = put_str(o, city[0]);
+        /* geocoded: the city's centre (made up) and a few km around it */
+        if (rbelow(&r, 100) < 92) {
+                uint64_t h = hash3(0xc17, ci, 0);
+                bool eu = L_CITY.v[4 * ci + 3].s[0] == 'G' || L_CITY.v[4 * ci + 3].s[0] == 'D';
+                int64_t lat = eu ? 48000000 + (int64_t) (h % 8000000) : 26000000 + (int64_t) (h % 22000000);
+                int64_t lon = eu ? -3000000 + (int64_t) (h >> 32) % 16000000 : -71000000 - (int64_t) (h >> 32) % 52000000;
+                o = put_coord(o, lat + (int64_t) rbelow(&r, 200000) - 100000);
+                TAB(o);
+                o = put_coord(o, lon + (int64_t) rbelow(&r, 200000) - 100000);
+        } else
+                o = PUTS(o, "\\N\t\\N");
         TAB(o);
-        o = put_str(o, city[1]);
+        o = rbelow(&x, 100) < 55 ? put_phone(o, &x) : PUT_NULL(o);
         TAB(o);
-        o = put_postal(o, city, &r);
-        TAB(o);
-        o = put_str(o, city[3]);
+        o = rbelow(&x, 100) < 18 ? put_pick(o, &L_INSTRUCTIONS, &x) : PUT_NULL(o);
         TAB(o);
         *o++ = (customer_address(cust) == pk || rbelow(&m, 100) < 10) ? 't' : 'f';
         TAB(o);
@@ -1227,14 +1420,31 @@ static char *row_addresses(char *o, uint32_t pk, uint32_t ver) {
         return o;
 }
 
+static const char *const THEMES[] = { "system", "system", "light", "dark", "dark" };
+static const char *const STORES[] = { "downtown", "downtown", "eastside", "mall", "online-only" };
+static const char *const PREF_COND[] = { "NM", "NM", "VF/NM", "any" };
+
 static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_CUSTOMERS];
         Rng r = rng3(T_CUSTOMERS, pk, IMM); /* same stream as customer_name() */
         uint32_t fi = rbelow(&r, L_FIRST.n), li = rbelow(&r, L_LAST.n);
         uint32_t cnt = V_COUNT(ver);
         Rng m = rng3(T_CUSTOMERS, pk, cnt);
-        Rng e = rng3(T_CUSTOMERS, pk, 1000 + cnt / 16); /* email/phone change rarely */
+        Rng e = rng3(T_CUSTOMERS, pk, 0x10000 + cnt / 16); /* email, phone, password change rarely */
+        Rng p = rng3(T_CUSTOMERS, pk, 0x20000 + cnt / 6);  /* preferences, pull list */
+        int64_t c = created_at(t, pk);
         o = put_u(o, pk);
+        TAB(o);
+        /* user name */
+        if (rbelow(&r, 2)) {
+                o = put_str(o, g_first_lc[fi]);
+                *o++ = '_';
+                o = put_str(o, g_last_lc[li]);
+        } else {
+                o = put_lower(o, L_ADJ.v[rbelow(&r, L_ADJ.n)]);
+                o = put_lower(o, L_NOUN.v[rbelow(&r, L_NOUN.n)]);
+        }
+        o = put_u(o, rbelow(&r, 1000));
         TAB(o);
         o = put_str(o, L_FIRST.v[fi]);
         TAB(o);
@@ -1242,23 +1452,18 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_person(o, pk, true, &e);
         TAB(o);
-        if (rbelow(&e, 100) < 85) {
-                o = PUTS(o, "+1-");
-                o = put_u(o, 201 + rbelow(&e, 780));
-                *o++ = '-';
-                o = put_uw(o, rbelow(&e, 1000), 3);
-                *o++ = '-';
-                o = put_uw(o, rbelow(&e, 10000), 4);
-        } else
-                o = PUT_NULL(o);
+        o = PUTS(o, "$2b$12$");
+        o = put_token(o, &e, B64, 64, 53);
+        TAB(o);
+        o = rbelow(&e, 100) < 85 ? put_phone(o, &e) : PUT_NULL(o);
         TAB(o);
         if (rbelow(&r, 100) < 70)
                 o = put_date(o, (int32_t) (3650 + rbelow(&r, 21000))); /* 1950..2007 */
         else
                 o = PUT_NULL(o);
         TAB(o);
-        int64_t c = created_at(t, pk);
-        o = put_ts(o, c, rbelow(&r, 1000000));
+        uint32_t cusec = rbelow(&r, 1000000);
+        o = put_ts(o, c, cusec);
         TAB(o);
         int64_t login;
         if (cnt)
@@ -1269,7 +1474,12 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
                 login = c + (int64_t) ((double) ((int64_t) g_day0 * 86400 - c) * (1.0 - runit(&m) * runit(&m) * runit(&m)));
         o = put_ts(o, login, rbelow(&m, 1000000));
         TAB(o);
+        uint32_t orders = rbelow(&r, 40) + cnt / 2;
         o = put_u(o, rbelow(&r, 1500) + cnt * 25 + rbelow(&m, 40));
+        TAB(o);
+        o = put_u(o, orders);
+        TAB(o);
+        o = put_money(o, (int64_t) orders * (1500 + rbelow(&r, 4000)) + rbelow(&m, 2000));
         TAB(o);
         uint32_t st = rbelow(&m, 1000);
         o = st < 970 ? PUTS(o, "active") : st < 995 ? PUTS(o, "inactive") : PUTS(o, "suspended");
@@ -1280,6 +1490,52 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
                 o = put_pick(o, &L_PUBLISHER, &r);
         else
                 o = PUT_NULL(o);
+        TAB(o);
+        /* preferences, jsonb: keys by length, then bytes */
+        o = PUTS(o, "{\"theme\": \"");
+        const char *th = THEMES[rbelow(&p, ARRAY_SIZE(THEMES))];
+        o = put(o, th, strlen(th));
+        o = PUTS(o, "\", \"pull_list\": [");
+        uint32_t npull = rbelow(&p, 100) < 45 ? 0 : 1 + rbelow(&p, 14);
+        uint32_t nser = g_t[T_SERIES].nbase;
+        for (uint32_t i = 0; i < npull; i++) {
+                if (i)
+                        o = PUTS(o, ", ");
+                o = put_u(o, nser - (uint32_t) (nser * runit(&p) * runit(&p)));
+        }
+        o = PUTS(o, "], \"newsletter\": ");
+        o = rbelow(&e, 100) < 45 ? PUTS(o, "true") : PUTS(o, "false");
+        o = PUTS(o, ", \"notify_foc\": ");
+        o = rbelow(&p, 100) < 30 ? PUTS(o, "true") : PUTS(o, "false");
+        o = PUTS(o, ", \"favorite_genres\": [");
+        for (uint32_t i = 0, n = rbelow(&p, 4); i < n; i++) {
+                if (i)
+                        o = PUTS(o, ", ");
+                *o++ = '"';
+                o = put_pick(o, &L_GENRE, &p);
+                *o++ = '"';
+        }
+        o = PUTS(o, "], \"preferred_store\": \"");
+        const char *sto = STORES[rbelow(&p, ARRAY_SIZE(STORES))];
+        o = put(o, sto, strlen(sto));
+        o = PUTS(o, "\", \"preferred_condition\": \"");
+        const char *pc = PREF_COND[rbelow(&p, ARRAY_SIZE(PREF_COND))];
+        o = put(o, pc, strlen(pc));
+        o = PUTS(o, "\"}");
+        TAB(o);
+        /* staff notes */
+        uint32_t nt = rbelow(&p, 100);
+        if (nt < 12) {
+                o = PUTS(o, "Pull box #");
+                o = put_u(o, 1 + pk % 2400);
+                o = PUTS(o, ". ");
+                o = put_pick(o, &L_STAFFNOTE, &p);
+        } else if (nt < 25)
+                o = put_pick(o, &L_STAFFNOTE, &p);
+        else
+                o = PUT_NULL(o);
+        TAB(o);
+        o = cnt ? put_ts(o, login, rbelow(&m, 1000000)) : put_ts(o, c, cusec);
         *o++ = '\n';
         return o;
 }
@@ -1292,6 +1548,10 @@ static const char *const EV_NAMES[] = { "page_view", "search", "add_to_cart", "w
                                         "inventory_adjusted", "price_changed", "review_posted" };
 static const uint8_t EV_WEIGHTS[] = { 44, 12, 10, 4, 6, 3, 5, 0, 3, 7, 2, 4 };
 #define XREF_EV_ORDER 0x80000000u
+
+static const char *const VIEWPORTS[] = { "390x844", "393x873", "414x896", "360x800", "1920x1080", "1536x864",
+                                         "1440x900", "1366x768", "2560x1440", "820x1180" };
+static const char *const STAFF[] = { "pos-1", "pos-2", "pos-3", "buyer", "warehouse", "owner" };
 
 static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_EVENT_LOG];
@@ -1335,6 +1595,8 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_hex(o, sid, 16);
         TAB(o);
+        o = put_uuid(o, &r);
+        TAB(o);
         o = put(o, EV_NAMES[kind], strlen(EV_NAMES[kind]));
         TAB(o);
         switch (kind) {
@@ -1377,23 +1639,33 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
         *o++ = '.';
         o = put_u(o, 1 + (ip >> 24) % 254);
         TAB(o);
-        if (kind == EV_INVENTORY || kind == EV_PRICE)
-                o = PUT_NULL(o); /* back office job */
+        bool backoffice = kind == EV_INVENTORY || kind == EV_PRICE;
+        if (backoffice)
+                o = PUT_NULL(o);
         else
                 o = put_pick(o, &L_UA, &s);
         TAB(o);
+        const char *vp = VIEWPORTS[rbelow(&s, ARRAY_SIZE(VIEWPORTS))];
+        Str loc = L_LOCALE.v[rbelow(&s, L_LOCALE.n)];
         /* jsonb output: keys ordered by length, then bytes */
         switch (kind) {
-        case EV_PAGE_VIEW:
+        case EV_PAGE_VIEW: {
+                bool series = rbelow(&r, 3) == 0;
                 o = PUTS(o, "{\"path\": \"/");
-                if (rbelow(&r, 3) == 0) {
+                if (series) {
                         o = PUTS(o, "series/");
                         o = put_u(o, issue_series(entity_id));
                 } else {
                         o = PUTS(o, "issues/");
                         o = put_u(o, entity_id);
                 }
-                o = PUTS(o, "\", \"referrer\": ");
+                o = PUTS(o, "\", \"title\": \"");
+                o = series ? put_series_title(o, issue_series(entity_id)) : put_issue_label(o, entity_id, true);
+                o = PUTS(o, "\", \"locale\": \"");
+                o = put_str(o, loc);
+                o = PUTS(o, "\", \"load_ms\": ");
+                o = put_u(o, 80 + rbelow(&r, rbelow(&r, 10) ? 600 : 4000));
+                o = PUTS(o, ", \"referrer\": ");
                 if (rbelow(&r, 100) < 55)
                         o = PUTS(o, "null");
                 else {
@@ -1401,13 +1673,24 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
                         o = put_pick(o, &L_REFERRER, &r);
                         *o++ = '"';
                 }
-                *o++ = '}';
+                o = PUTS(o, ", \"viewport\": \"");
+                o = put(o, vp, strlen(vp));
+                o = PUTS(o, "\"}");
                 break;
+        }
         case EV_SEARCH:
                 o = PUTS(o, "{\"q\": \"");
                 o = put_pick(o, &L_SEARCH, &r);
+                o = PUTS(o, "\", \"page\": ");
+                o = put_u(o, 1 + (rbelow(&r, 5) == 0) * rbelow(&r, 4));
+                o = PUTS(o, ", \"sort\": \"");
+                o = rbelow(&r, 3) ? PUTS(o, "relevance") : PUTS(o, "release_date_desc");
+                o = PUTS(o, "\", \"locale\": \"");
+                o = put_str(o, loc);
                 o = PUTS(o, "\", \"results\": ");
                 o = put_u(o, rbelow(&r, 400));
+                o = PUTS(o, ", \"latency_ms\": ");
+                o = put_u(o, 8 + rbelow(&r, 120));
                 *o++ = '}';
                 break;
         case EV_ADD_TO_CART:
@@ -1415,24 +1698,42 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
                 o = put_u(o, 1 + (rbelow(&r, 10) == 0));
                 o = PUTS(o, ", \"price\": ");
                 o = put_money(o, issue_price(entity_id));
-                o = PUTS(o, ", \"issue_id\": ");
+                o = PUTS(o, ", \"title\": \"");
+                o = put_issue_label(o, entity_id, true);
+                o = PUTS(o, "\", \"cart_id\": \"");
+                o = put_hex(o, sid ^ 0x5bd1e995u, 16);
+                o = PUTS(o, "\", \"issue_id\": ");
                 o = put_u(o, entity_id);
+                o = PUTS(o, ", \"cart_size\": ");
+                o = put_u(o, 1 + rbelow(&r, 6));
                 *o++ = '}';
                 break;
         case EV_WISHLIST:
-                o = PUTS(o, "{\"issue_id\": ");
+                o = PUTS(o, "{\"list\": \"");
+                o = rbelow(&r, 4) ? PUTS(o, "default") : PUTS(o, "gift ideas");
+                o = PUTS(o, "\", \"title\": \"");
+                o = put_issue_label(o, entity_id, true);
+                o = PUTS(o, "\", \"issue_id\": ");
                 o = put_u(o, entity_id);
                 *o++ = '}';
                 break;
         case EV_LOGIN:
-                o = PUTS(o, "{\"method\": ");
+                o = PUTS(o, "{\"mfa\": ");
+                o = rbelow(&r, 5) ? PUTS(o, "false") : PUTS(o, "true");
+                o = PUTS(o, ", \"method\": ");
                 o = rbelow(&r, 4) ? PUTS(o, "\"password\"") : PUTS(o, "\"google\"");
                 o = PUTS(o, ", \"success\": ");
                 o = rbelow(&r, 20) ? PUTS(o, "true") : PUTS(o, "false");
+                o = PUTS(o, ", \"remember_me\": ");
+                o = rbelow(&r, 2) ? PUTS(o, "true") : PUTS(o, "false");
                 *o++ = '}';
                 break;
         case EV_LOGOUT:
-                o = PUTS(o, "{}");
+                o = PUTS(o, "{\"reason\": ");
+                o = rbelow(&r, 3) ? PUTS(o, "\"user\"") : PUTS(o, "\"session_expired\"");
+                o = PUTS(o, ", \"session_s\": ");
+                o = put_u(o, 30 + rbelow(&r, 7200));
+                *o++ = '}';
                 break;
         case EV_CHECKOUT:
         case EV_ORDER_PLACED: {
@@ -1441,47 +1742,65 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
                 o = put_u(o, mo.items);
                 o = PUTS(o, ", \"total\": ");
                 o = put_money(o, mo.total);
-                o = PUTS(o, ", \"channel\": \"");
+                o = PUTS(o, ", \"coupon\": null, \"channel\": \"");
                 o = put(o, CHANNELS[mo.channel], strlen(CHANNELS[mo.channel]));
                 o = PUTS(o, "\", \"order_id\": ");
                 o = put_u(o, entity_id);
-                *o++ = '}';
+                o = PUTS(o, ", \"shipping\": \"");
+                o = mo.channel == 1 ? PUTS(o, "In-store pickup") : put_pick(o, &L_SHIPPING, &r);
+                o = PUTS(o, "\", \"currency\": \"USD\"}");
                 break;
         }
         case EV_PAYMENT_CAPTURED:
                 o = PUTS(o, "{\"amount\": ");
                 o = put_money(o, 399 + rbelow(&r, 9000));
-                o = PUTS(o, ", \"provider\": \"stripe\", \"payment_id\": ");
+                o = PUTS(o, ", \"provider\": \"stripe\", \"card_brand\": \"");
+                o = put_pick(o, &L_CARD, &r);
+                o = PUTS(o, "\", \"payment_id\": ");
                 o = put_u(o, entity_id);
-                *o++ = '}';
+                o = PUTS(o, ", \"risk_level\": \"normal\"}");
                 break;
-        case EV_INVENTORY:
+        case EV_INVENTORY: {
+                o = PUTS(o, "{\"user\": \"");
+                const char *u = STAFF[rbelow(&r, ARRAY_SIZE(STAFF))];
+                o = put(o, u, strlen(u));
                 if (rbelow(&r, 3)) {
-                        o = PUTS(o, "{\"delta\": ");
+                        o = PUTS(o, "\", \"delta\": ");
                         o = put_i(o, -1 - (int) rbelow(&r, 3));
                         o = PUTS(o, ", \"reason\": \"sale\"");
                 } else {
-                        o = PUTS(o, "{\"delta\": ");
+                        o = PUTS(o, "\", \"delta\": ");
                         o = put_u(o, 1 + rbelow(&r, 24));
                         o = PUTS(o, ", \"reason\": \"restock\"");
                 }
+                o = PUTS(o, ", \"qty_after\": ");
+                o = put_u(o, rbelow(&r, 30));
                 o = PUTS(o, ", \"inventory_id\": ");
                 o = put_u(o, entity_id);
                 *o++ = '}';
                 break;
+        }
         case EV_PRICE: {
                 uint32_t p = issue_price(entity_id);
                 o = PUTS(o, "{\"new\": ");
                 o = put_money(o, p);
                 o = PUTS(o, ", \"old\": ");
                 o = put_money(o, p - 100);
-                o = PUTS(o, ", \"issue_id\": ");
+                o = PUTS(o, ", \"user\": \"buyer\", \"issue_id\": ");
                 o = put_u(o, entity_id);
-                *o++ = '}';
+                o = PUTS(o, ", \"effective\": \"");
+                o = put_date(o, (int32_t) (when / 86400) + 1);
+                o = PUTS(o, "\"}");
                 break;
         }
         default: /* review */
-                o = PUTS(o, "{\"rating\": ");
+                o = PUTS(o, "{\"body\": \"");
+                o = put_words(o, &r, 8 + rbelow(&r, 40));
+                o = PUTS(o, "\", \"title\": \"");
+                o = put_pick(o, &L_ADJ, &r);
+                *o++ = ' ';
+                o = put_pick(o, &L_NOUN, &r);
+                o = PUTS(o, "!\", \"rating\": ");
                 o = put_u(o, 1 + rbelow(&r, 5));
                 o = PUTS(o, ", \"issue_id\": ");
                 o = put_u(o, entity_id);
@@ -1494,6 +1813,7 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
 
 static const char *const LOCATIONS[] = { "store-front", "store-front", "back-room", "warehouse-east", "warehouse-west" };
 static const char *const CONDITIONS[] = { "NM", "NM", "NM", "NM/M", "VF/NM", "VF", "FN", "VG" };
+static const char *const SUPPLIERS[] = { "Diamond", "Lunar", "Lunar", "PRH", "PRH", "Marvel Direct", "Local buy" };
 
 static char *row_inventory(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_INVENTORY];
@@ -1507,9 +1827,13 @@ static char *row_inventory(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         uint32_t li = rbelow(&r, ARRAY_SIZE(LOCATIONS));
         const char *loc = LOCATIONS[li];
+        const char *cond = CONDITIONS[rbelow(&r, ARRAY_SIZE(CONDITIONS))];
+        o = put_issue_code(o, issue);
+        *o++ = '-';
+        o = put(o, cond, strlen(cond));
+        TAB(o);
         o = put(o, loc, strlen(loc));
         TAB(o);
-        const char *cond = CONDITIONS[rbelow(&r, ARRAY_SIZE(CONDITIONS))];
         o = put(o, cond, strlen(cond));
         TAB(o);
         uint32_t q = rbelow(&m, 100);
@@ -1519,62 +1843,40 @@ static char *row_inventory(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_u(o, 1 + rbelow(&r, 5));
         TAB(o);
+        o = put_money(o, issue_price(issue) * (45 + rbelow(&r, 15)) / 100);
+        TAB(o);
+        const char *sup = SUPPLIERS[rbelow(&r, ARRAY_SIZE(SUPPLIERS))];
+        o = put(o, sup, strlen(sup));
+        TAB(o);
         *o++ = (char) ('A' + rbelow(&r, 12));
         *o++ = '-';
         o = put_uw(o, 1 + rbelow(&r, 40), 2);
         *o++ = '-';
         o = put_u(o, 1 + rbelow(&r, 6));
         TAB(o);
-        if (cnt || pk > t->nbase)
-                o = put_ts(o, change_time(V_DAY(ver), &m), rbelow(&m, 1000000));
-        else {
-                /* the last stock-take of the location: one transaction, one now() */
-                int64_t c = created_at(t, pk), take = (int64_t) (g_day0 - 2 - 5 * (int32_t) li) * 86400 + 2 * 3600 + 131 * li;
-                if (c + 86400 < take)
-                        o = put_ts(o, take, 100000 + 7919 * li);
-                else
-                        o = put_ts(o, c + 600 + rbelow(&m, 3600), rbelow(&m, 1000000));
-        }
+        /* the last stock-take of the location: one transaction, one now() */
+        int64_t c = created_at(t, pk), take = (int64_t) (g_day0 - 2 - 5 * (int32_t) li) * 86400 + 2 * 3600 + 131 * li;
+        int64_t counted = c + 600 + rbelow(&r, 3600);
+        uint32_t cusec = rbelow(&r, 1000000);
+        if (c + 86400 < take)
+                counted = take, cusec = 100000 + 7919 * li;
+        int64_t upd = cnt || pk > t->nbase ? change_time(V_DAY(ver), &m) : counted;
+        uint32_t uusec = cnt || pk > t->nbase ? rbelow(&m, 1000000) : cusec;
+        if (cnt && rbelow(&m, 4) == 0) /* a cycle count */
+                counted = upd, cusec = uusec;
+        o = put_ts(o, counted, cusec);
+        TAB(o);
+        o = put_ts(o, upd, uusec);
         *o++ = '\n';
         return o;
 }
 
-static const char *const VARIANTS[] = { "A", "A", "A", "A", "A", "A", "A", "A", "B", "B", "C", "1:10 Incentive",
-                                        "1:25 Incentive", "Foil", "Virgin", "Second Printing" };
-static const char *const FORMATS[] = { "floppy", "floppy", "floppy", "floppy", "floppy", "floppy", "trade paperback",
-                                       "trade paperback", "hardcover", "omnibus", "magazine", "manga volume" };
-
-static char *put_creator(char *o, uint32_t id) {
-        Rng r = rng3(0xc7ea7, id, 0);
-        o = put_pick(o, &L_FIRST, &r);
-        *o++ = ' ';
-        return put_pick(o, &L_LAST, &r);
-}
-
-static char *put_words(char *o, Rng *r, uint32_t n) {
-        bool cap = true;
-        for (uint32_t i = 0; i < n; i++) {
-                Str w = L_WORD.v[rbelow(r, L_WORD.n)];
-                if (i)
-                        *o++ = ' ';
-                char *s = o;
-                o = put_str(o, w);
-                if (cap && *s >= 'a' && *s <= 'z')
-                        *s = (char) (*s - 'a' + 'A');
-                cap = false;
-                if (i + 1 < n && rbelow(r, 10) == 0) {
-                        *o++ = rbelow(r, 4) ? '.' : '!';
-                        cap = true;
-                }
-        }
-        *o++ = '.';
-        return o;
-}
+static const char *const AGE_RATINGS[] = { "All Ages", "T", "T", "T+", "T+", "Parental Advisory", "Mature" };
 
 static char *row_issues(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_ISSUES];
-        Rng r = rng3(T_ISSUES, pk, IMM);
-        uint32_t price = PRICES[rbelow(&r, ARRAY_SIZE(PRICES))]; /* = issue_price() */
+        Rng r;
+        IssueId id = issue_id(pk, &r);
         uint32_t cnt = V_COUNT(ver);
         Rng m = rng3(T_ISSUES, pk, cnt);
         uint32_t series = issue_series(pk);
@@ -1585,12 +1887,11 @@ static char *row_issues(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_u(o, series);
         TAB(o);
-        uint32_t num = 1 + rbelow(&r, rbelow(&r, 4) ? 24 : 300);
-        if (rbelow(&r, 40) == 0)
+        if (id.annual)
                 o = PUTS(o, "Annual ");
-        o = put_u(o, num);
+        o = put_u(o, id.num);
         TAB(o);
-        const char *v = VARIANTS[rbelow(&r, ARRAY_SIZE(VARIANTS))];
+        const char *v = VARIANTS[id.variant];
         o = put(o, v, strlen(v));
         TAB(o);
         o = put_pick(o, &L_ADJ, &r);
@@ -1611,27 +1912,55 @@ static char *row_issues(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_date(o, release);
         TAB(o);
-        o = put_money(o, price);
+        o = put_date(o, release - 19); /* final order cutoff: the Monday, 2.5 weeks before */
+        TAB(o);
+        o = put_money(o, id.price);
         TAB(o);
         /* UPC: publisher prefix (per series) + item + issue/variant/printing */
         o = put_uw(o, 7 + rbelow(&sr, 3), 1);
         o = put_uw(o, rnext(&sr) % 1000000, 6);
         o = put_uw(o, rnext(&sr) % 100000, 5);
-        o = put_uw(o, num % 1000, 3);
+        o = put_uw(o, id.num % 1000, 3);
         o = put_uw(o, 1 + rbelow(&r, 3), 1);
         o = put_uw(o, 1, 1);
         TAB(o);
-        o = put_creator(o, 1 + rbelow(&sr, 600));
+        const char *f = FORMATS[rbelow(&r, ARRAY_SIZE(FORMATS))];
+        if (f[0] != 'f' && f[0] != 'm') { /* books have an ISBN */
+                o = PUTS(o, "978-1-");
+                o = put_uw(o, rbelow(&sr, 10000), 4);
+                *o++ = '-';
+                o = put_uw(o, rbelow(&r, 10000), 4);
+                *o++ = '-';
+                o = put_u(o, rbelow(&r, 10));
+        } else
+                o = PUT_NULL(o);
         TAB(o);
-        o = put_creator(o, 1 + (rbelow(&r, 4) ? rbelow(&sr, 600) : rbelow(&r, 600)));
+        o = put_issue_code(o, pk);
         TAB(o);
-        o = put_creator(o, 1 + rbelow(&r, 600));
+        uint32_t writer = 1 + rbelow(&sr, 600), artist = 1 + (rbelow(&r, 4) ? rbelow(&sr, 600) : rbelow(&r, 600));
+        uint32_t cover = 1 + rbelow(&r, 600);
+        o = put_creator(o, writer);
+        TAB(o);
+        o = put_creator(o, artist);
+        TAB(o);
+        o = put_creator(o, 1 + rbelow(&sr, 600)); /* colorist */
+        TAB(o);
+        o = put_creator(o, 1 + rbelow(&sr, 600)); /* letterer */
+        TAB(o);
+        o = put_creator(o, cover);
+        TAB(o);
+        o = put_creator(o, 1 + rbelow(&sr, 600)); /* editor */
         TAB(o);
         static const uint16_t PAGES[] = { 24, 32, 32, 32, 40, 48, 64, 96, 128, 144, 160, 192, 320 };
-        o = put_u(o, PAGES[rbelow(&r, ARRAY_SIZE(PAGES))]);
+        uint32_t pages = PAGES[rbelow(&r, ARRAY_SIZE(PAGES))];
+        o = put_u(o, pages);
         TAB(o);
-        const char *f = FORMATS[rbelow(&r, ARRAY_SIZE(FORMATS))];
         o = put(o, f, strlen(f));
+        TAB(o);
+        const char *ra = AGE_RATINGS[rbelow(&sr, ARRAY_SIZE(AGE_RATINGS))];
+        o = put(o, ra, strlen(ra));
+        TAB(o);
+        o = put_u(o, 40 + pages * (f[0] == 'h' || f[0] == 'o' ? 6 : 3) + rbelow(&r, 20));
         TAB(o);
         /* as of its last change; the release day's update ends the preorder */
         uint32_t st = rbelow(&m, 100);
@@ -1640,7 +1969,36 @@ static char *row_issues(char *o, uint32_t pk, uint32_t ver) {
         else
                 o = st < 78 ? PUTS(o, "available") : st < 90 ? PUTS(o, "sold_out") : st < 96 ? PUTS(o, "backorder") : PUTS(o, "discontinued");
         TAB(o);
-        o = put_words(o, &r, 14 + rbelow(&r, 30));
+        /* the solicitation text */
+        o = put_pick(o, &L_SOLICIT, &r);
+        *o++ = ' ';
+        o = put_words(o, &r, 20 + rbelow(&r, 50));
+        if (rbelow(&r, 2)) {
+                *o++ = ' ';
+                o = put_pick(o, &L_SOLICIT, &r);
+        }
+        o = PUTS(o, " Written by ");
+        o = put_creator(o, writer);
+        o = PUTS(o, ", art by ");
+        o = put_creator(o, artist);
+        o = PUTS(o, ", cover by ");
+        o = put_creator(o, cover);
+        o = PUTS(o, ". ");
+        o = put_u(o, pages);
+        o = PUTS(o, " pages, ");
+        o = put(o, f, strlen(f));
+        o = PUTS(o, ", ");
+        o = put(o, ra, strlen(ra));
+        o = PUTS(o, ". $");
+        o = put_money(o, id.price);
+        TAB(o);
+        if (id.variant >= 8) {
+                o = put(o, v, strlen(v));
+                o = PUTS(o, " cover by ");
+                o = put_creator(o, 1 + rbelow(&r, 600));
+                o = rbelow(&r, 2) ? PUTS(o, ". Limited to retailer allocation.") : PUTS(o, ".");
+        } else
+                o = PUT_NULL(o);
         TAB(o);
         if (cnt)
                 o = put_ts(o, change_time(V_DAY(ver), &m), rbelow(&m, 1000000));
@@ -1655,9 +2013,18 @@ static char *row_order_items(char *o, uint32_t pk, uint32_t ver) {
         Line l = item_line(pk);
         o = put_u(o, pk);
         TAB(o);
-        o = put_u(o, item_order(pk));
+        uint32_t order = item_order(pk);
+        o = put_u(o, order);
         TAB(o);
         o = put_u(o, l.issue);
+        TAB(o);
+        o = put_issue_code(o, l.issue);
+        TAB(o);
+        o = put_issue_label(o, l.issue, true);
+        TAB(o);
+        Rng r = rng3(T_ORDER_ITEMS, pk, 2);
+        const char *cond = CONDITIONS[rbelow(&r, 3) ? 0 : rbelow(&r, ARRAY_SIZE(CONDITIONS))];
+        o = put(o, cond, strlen(cond));
         TAB(o);
         o = put_u(o, l.qty);
         TAB(o);
@@ -1665,7 +2032,11 @@ static char *row_order_items(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_money(o, l.discount);
         TAB(o);
+        o = put_money(o, (l.total * 825 + 5000) / 10000);
+        TAB(o);
         o = put_money(o, l.total);
+        TAB(o);
+        o = put_ts(o, created_at(&g_t[T_ORDERS], order) + 1 + pk % 7, rbelow(&r, 1000000));
         *o++ = '\n';
         return o;
 }
@@ -1681,12 +2052,14 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
         order_path(pk, &path, &len);
         uint32_t step = order_step(pk, ver, &len);
         int64_t placed = created_at(t, pk);
+        bool ship = mo.channel != 1;
 
         o = put_u(o, pk);
         TAB(o);
         o = put_u(o, cust);
         TAB(o);
-        o = mo.channel == 1 ? PUT_NULL(o) : put_u(o, customer_address(cust));
+        uint32_t addr = customer_address(cust);
+        o = ship ? put_u(o, addr) : PUT_NULL(o);
         TAB(o);
         const char *st = ORDER_STATUS[path[step]];
         o = put(o, st, strlen(st));
@@ -1727,6 +2100,48 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
         else
                 o = PUT_NULL(o);
         TAB(o);
+        Rng ce = rng3(T_CUSTOMERS, cust, 0x10000);
+        o = put_person(o, cust, true, &ce);
+        TAB(o);
+        /* the shipping address as it was when the order was placed */
+        if (ship) {
+                Rng ar = rng3(T_ADDRESSES, addr, 0);
+                o = put_person(o, cust, false, &ar);
+                TAB(o);
+                o = put_address_body(o, &ar, NULL);
+                TAB(o);
+                o = put_pick(o, &L_SHIPPING, &r);
+        } else
+                o = PUTS(o, "\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\tIn-store pickup");
+        TAB(o);
+        uint32_t ps = path[step];
+        if (ship && (ps == ST_SHIPPED || ps == ST_DELIVERED || ps == ST_REFUNDED)) {
+                Rng tr = rng3(T_ORDERS, pk, 5);
+                if (rbelow(&tr, 2)) {
+                        o = PUTS(o, "1Z");
+                        o = put_token(o, &tr, ALNUM, 36, 16);
+                } else {
+                        o = PUTS(o, "9400");
+                        o = put_token(o, &tr, ALNUM, 10, 18);
+                }
+        } else
+                o = PUT_NULL(o);
+        TAB(o);
+        if (mo.channel == 1)
+                o = PUTS(o, "\\N\t\\N");
+        else {
+                uint64_t ip = rnext(&r);
+                o = put_u(o, 24 + ip % 200);
+                *o++ = '.';
+                o = put_u(o, (ip >> 8) & 255);
+                *o++ = '.';
+                o = put_u(o, (ip >> 16) & 255);
+                *o++ = '.';
+                o = put_u(o, 1 + (ip >> 24) % 254);
+                TAB(o);
+                o = mo.channel == 3 ? PUT_NULL(o) : put_pick(o, &L_UA, &r);
+        }
+        TAB(o);
         if (rbelow(&r, 100) < 6)
                 o = put_pick(o, &L_NOTE, &r);
         else
@@ -1740,51 +2155,37 @@ static const char *const PROVIDERS[] = { "stripe", "stripe", "stripe", "stripe",
 static const char *const PAY_STATUS[] = { "authorized", "captured", "refunded" };
 static const char *const FAIL_REASONS[] = { "card_declined", "insufficient_funds", "expired_card", "processing_error",
                                             "incorrect_cvc" };
+static const char *const RISK[] = { "normal", "normal", "normal", "normal", "normal", "normal", "elevated", "highest" };
 
 static char *row_payments(char *o, uint32_t pk, uint32_t ver) {
         Rng r = rng3(T_PAYMENTS, pk, IMM);
         Rng m = rng3(T_PAYMENTS, pk, V_COUNT(ver));
         uint32_t order = payment_order(pk);
         OrderMoney mo = order_money(order);
-        static const char ALNUM[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
         o = put_u(o, pk);
         TAB(o);
         o = put_u(o, order);
         TAB(o);
         uint32_t prov = rbelow(&r, ARRAY_SIZE(PROVIDERS));
-        o = put(o, PROVIDERS[prov], strlen(PROVIDERS[prov]));
+        const char *pv = PROVIDERS[prov];
+        o = put(o, pv, strlen(pv));
         TAB(o);
         /* provider reference: prefix and a random token */
-        uint32_t toklen;
-        switch (PROVIDERS[prov][0]) {
-        case 's':
-                if (PROVIDERS[prov][1] == 't') {
-                        o = PUTS(o, "pi_3P");
-                        toklen = 19;
-                } else {
-                        o = PUTS(o, "sq0");
-                        toklen = 22;
-                }
-                break;
-        case 'p':
+        if (pv[0] == 's' && pv[1] == 't') {
+                o = PUTS(o, "pi_3P");
+                o = put_token(o, &r, ALNUM, 62, 19);
+        } else if (pv[0] == 's') {
+                o = PUTS(o, "sq0");
+                o = put_token(o, &r, ALNUM, 62, 22);
+        } else if (pv[0] == 'p') {
                 o = PUTS(o, "PAYID-M");
-                toklen = 17;
-                break;
-        case 'a':
-                toklen = 16;
-                break;
-        default:
+                o = put_token(o, &r, ALNUM, 36, 17);
+        } else if (pv[0] == 'a')
+                o = put_token(o, &r, ALNUM, 36, 16);
+        else {
                 o = PUTS(o, "GC-");
-                toklen = 10;
-                break;
-        }
-        uint64_t bits = rnext(&r);
-        for (uint32_t i = 0; i < toklen; i++) {
-                if (i % 10 == 9)
-                        bits = rnext(&r);
-                *o++ = PROVIDERS[prov][0] == 'a' || PROVIDERS[prov][0] == 'p' ? ALNUM[bits % 36] : ALNUM[bits % 62];
-                bits >>= 6;
+                o = put_token(o, &r, ALNUM, 36, 10);
         }
         TAB(o);
         o = put_money(o, mo.total);
@@ -1795,6 +2196,18 @@ static char *row_payments(char *o, uint32_t pk, uint32_t ver) {
         uint32_t step = payment_step(pk, ver);
         const char *st = failed ? "failed" : PAY_STATUS[step];
         o = put(o, st, strlen(st));
+        TAB(o);
+        bool card = pv[0] != 'g' && pv[0] != 'p';
+        if (card) {
+                o = put_pick(o, &L_CARD, &r);
+                TAB(o);
+                o = put_uw(o, rbelow(&r, 10000), 4);
+                TAB(o);
+                o = put_uw(o, 1 + rbelow(&r, 12), 2);
+                *o++ = '/';
+                o = put_uw(o, 25 + rbelow(&r, 6), 2);
+        } else
+                o = PUTS(o, "\\N\t\\N\t\\N");
         TAB(o);
         int64_t c = created_at(&g_t[T_ORDERS], order) + 20 + rbelow(&r, 300);
         o = put_ts(o, c, rbelow(&r, 1000000));
@@ -1812,16 +2225,35 @@ static char *row_payments(char *o, uint32_t pk, uint32_t ver) {
                 o = put(o, f, strlen(f));
         } else
                 o = PUT_NULL(o);
+        TAB(o);
+        /* provider metadata, jsonb */
+        o = PUTS(o, "{\"three_ds\": ");
+        o = card && rbelow(&r, 3) == 0 ? PUTS(o, "true") : PUTS(o, "false");
+        o = PUTS(o, ", \"risk_level\": \"");
+        const char *rk = RISK[rbelow(&r, ARRAY_SIZE(RISK))];
+        o = put(o, rk, strlen(rk));
+        o = PUTS(o, "\", \"risk_score\": ");
+        o = put_u(o, rbelow(&r, 100));
+        if (card) {
+                o = PUTS(o, ", \"fingerprint\": \"");
+                o = put_token(o, &r, ALNUM, 62, 16);
+                *o++ = '"';
+        }
+        if (step == 2 && !failed) {
+                o = PUTS(o, ", \"refund_reason\": \"");
+                o = rbelow(&m, 2) ? PUTS(o, "requested_by_customer") : PUTS(o, "damaged_in_transit");
+                *o++ = '"';
+        }
+        *o++ = '}';
         *o++ = '\n';
         return o;
 }
 
 static const char *const SERIES_STATUS[] = { "ongoing", "ongoing", "completed", "completed", "completed", "cancelled", "hiatus" };
-static const char *const RATINGS[] = { "All Ages", "T", "T", "T+", "T+", "Parental Advisory", "Mature" };
 
 static char *row_series(char *o, uint32_t pk, uint32_t ver) {
         const Table *t = &g_t[T_SERIES];
-        Rng r = rng3(T_SERIES, pk, IMM);
+        Rng r = rng3(T_SERIES, pk, IMM); /* same stream as put_series_title() */
         Rng m = rng3(T_SERIES, pk, V_COUNT(ver));
         int64_t c = created_at(t, pk);
         int32_t cday = (int32_t) (c / 86400);
@@ -1851,8 +2283,12 @@ static char *row_series(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put(o, st, strlen(st));
         TAB(o);
-        const char *ra = RATINGS[rbelow(&r, ARRAY_SIZE(RATINGS))];
+        const char *ra = AGE_RATINGS[rbelow(&r, ARRAY_SIZE(AGE_RATINGS))];
         o = put(o, ra, strlen(ra));
+        TAB(o);
+        o = put_pick(o, &L_GENRE, &r);
+        TAB(o);
+        o = put_words(o, &r, 15 + rbelow(&r, 40));
         TAB(o);
         uint32_t usec = rbelow(&r, 1000000);
         o = put_ts(o, c, usec);
@@ -1890,10 +2326,10 @@ typedef struct Sizing {
 } Sizing;
 
 static const Sizing SIZING[] = {
-        { T_CUSTOMERS, 0.22, 147.2 + 1.44 * 141.4 },             /* with addresses */
-        { T_EVENT_LOG, 0.26, 239.8 },
-        { T_ISSUES, 0.14, 362.3 + 1.55 * 70.8 + 115.7 / 24.0 }, /* with inventory, series */
-        { T_ORDERS, 0.38, 128.8 + 125.0 + 2.42 * 37.5 },        /* with payment, items */
+        { T_CUSTOMERS, 0.13, 481.0 + 1.44 * 182.3 },                   /* with addresses */
+        { T_EVENT_LOG, 0.27, 356.5 },
+        { T_ISSUES, 0.27, 745.5 + 0.81 * 125.8 + 350.5 / 24.0 },       /* with inventory, series */
+        { T_ORDERS, 0.33, 323.4 + 225.4 + 2.42 * 110.1 },              /* with payment, items */
 };
 #define SERIES_PER_ISSUE (1.0 / 24.0)
 
@@ -1908,10 +2344,13 @@ static void base_init(uint64_t size_mb) {
         Rng r = rng3(0xba5e, 0, 0);
         static const uint8_t ADDR_W[] = { 64, 28, 8 };
         static const uint8_t ITEM_W[] = { 40, 24, 14, 9, 6, 4, 2, 1 };
-        static const uint8_t INV_W[] = { 55, 35, 10 };
-        g_cust_addr = make_children(&r, g_t[T_CUSTOMERS].nbase, ADDR_W, sizeof ADDR_W);
-        g_order_items = make_children(&r, g_t[T_ORDERS].nbase, ITEM_W, sizeof ITEM_W);
-        g_issue_inv = make_children(&r, g_t[T_ISSUES].nbase, INV_W, sizeof INV_W);
+        /* Stock lines (0..3 per issue): most of the back catalogue is no
+         * longer stocked, the last fifth (the last year) mostly is. */
+        static const uint8_t INV_OLD_W[] = { 50, 38, 10, 2 }, INV_NEW_W[] = { 5, 50, 35, 10 };
+        uint32_t nc = g_t[T_CUSTOMERS].nbase, no = g_t[T_ORDERS].nbase, ni = g_t[T_ISSUES].nbase;
+        g_cust_addr = make_children(&r, nc, 1, ADDR_W, ADDR_W, nc + 1, sizeof ADDR_W);
+        g_order_items = make_children(&r, no, 1, ITEM_W, ITEM_W, no + 1, sizeof ITEM_W);
+        g_issue_inv = make_children(&r, ni, 0, INV_OLD_W, INV_NEW_W, ni - ni / 5, sizeof INV_OLD_W);
         g_t[T_ADDRESSES].nbase = g_cust_addr[g_t[T_CUSTOMERS].nbase + 1] - 1;
         g_t[T_ORDER_ITEMS].nbase = g_order_items[g_t[T_ORDERS].nbase + 1] - 1;
         g_t[T_INVENTORY].nbase = g_issue_inv[g_t[T_ISSUES].nbase + 1] - 1;
@@ -1919,6 +2358,8 @@ static void base_init(uint64_t size_mb) {
 
         for (int i = 0; i < T_COUNT; i++) {
                 Table *t = &g_t[i];
+                if (!t->spp)
+                        t->spp = SLOTS_PER_PAGE;
                 t->n = t->nbase;
                 table_grow(t, t->nbase + t->nbase / 8 + 1024);
                 if (g_physical) {
@@ -2049,7 +2490,12 @@ static void simulate_day(int d) {
                         row_update(issues, d, i);
         for (uint32_t i = rcount(&r, series->nbase * 0.002); i; i--)
                 row_update(series, d, row_random(series, &r));
-        for (uint32_t i = rcount(&r, issues->nbase * 0.003); i; i--)
+        /* Price corrections, sold-out and back-order flags: mostly the
+         * current quarter's releases, rarely the back catalogue. */
+        uint32_t recent_issues = first_pk_since(issues, today - 90);
+        for (uint32_t i = rcount(&r, issues->nbase * 0.0010); i; i--)
+                row_update(issues, d, row_random_since(issues, recent_issues, &r));
+        for (uint32_t i = rcount(&r, issues->nbase * 0.0003); i; i--)
                 row_update(issues, d, row_random(issues, &r));
 
         /* Customers and addresses outside of orders. */
@@ -2057,7 +2503,8 @@ static void simulate_day(int d) {
                 uint32_t c, a;
                 new_customer(d, &r, &c, &a);
         }
-        for (uint32_t i = rcount(&r, cust->nbase * 0.004); i; i--)
+        /* logins (last_login_at), profile and pull-list edits */
+        for (uint32_t i = rcount(&r, cust->nbase * 0.0012); i; i--)
                 row_update(cust, d, row_random(cust, &r));
         for (uint32_t i = rcount(&r, cust->nbase * 0.00005); i; i--)
                 row_delete(cust, row_random(cust, &r));
@@ -2085,21 +2532,27 @@ static void simulate_day(int d) {
                 if (payment_step(p, pay->ver[p - 1]) == 0 && rbelow(&r, 100) < 85)
                         row_update(pay, d, p);
         }
+        /* refunds: within the 60-day return window */
+        uint32_t recent_pay = first_pk_since(pay, today - 60);
         for (uint32_t i = rcount(&r, pay->nbase * 0.0002); i; i--) {
-                uint32_t p = row_random(pay, &r);
+                uint32_t p = row_random_since(pay, recent_pay, &r);
                 if (p && !payment_failed(p) && payment_step(p, pay->ver[p - 1]) == 1)
                         row_update(pay, d, p);
         }
 
         /* Today's orders. */
-        uint32_t norders = rcount(&r, orders->nbase * 0.0022 * wf);
+        /* Today's orders: an established shop, the table holds five years of
+         * slowly growing business. */
+        uint32_t norders = rcount(&r, orders->nbase * 0.0009 * wf);
         for (uint32_t i = 0; i < norders; i++)
                 new_order(d, &r);
-        for (uint32_t i = rcount(&r, items->nbase * 0.00005); i; i--)
-                row_delete(items, row_random(items, &r));
+        /* lines removed from orders not yet shipped */
+        uint32_t recent_items = first_pk_since(items, today - 2);
+        for (uint32_t i = rcount(&r, items->nbase * 0.00003); i; i--)
+                row_delete(items, row_random_since(items, recent_items, &r));
 
         /* Stock: counts, restocks, corrections; a few lines dropped. */
-        for (uint32_t i = rcount(&r, inv->nbase * 0.045); i; i--)
+        for (uint32_t i = rcount(&r, inv->nbase * 0.075); i; i--)
                 row_update(inv, d, row_random(inv, &r));
         for (uint32_t i = rcount(&r, inv->nbase * 0.0003); i; i--)
                 row_delete(inv, row_random(inv, &r));
@@ -2127,36 +2580,49 @@ static void simulate_day(int d) {
 
 static const char *const DDL[T_COUNT] = {
         [T_ADDRESSES] = "    id bigint NOT NULL,\n    customer_id bigint NOT NULL,\n    kind text NOT NULL,\n"
-                        "    recipient text NOT NULL,\n    line1 text NOT NULL,\n    line2 text,\n    city text NOT NULL,\n"
-                        "    region text NOT NULL,\n    postal_code text NOT NULL,\n    country character(2) NOT NULL,\n"
+                        "    recipient text NOT NULL,\n    company text,\n    line1 text NOT NULL,\n    line2 text,\n"
+                        "    city text NOT NULL,\n    region text NOT NULL,\n    postal_code text NOT NULL,\n"
+                        "    country character(2) NOT NULL,\n    latitude numeric(9,6),\n    longitude numeric(9,6),\n"
+                        "    phone text,\n    delivery_instructions text,\n"
                         "    is_default boolean DEFAULT false NOT NULL,\n"
                         "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                         "    updated_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                         "    CONSTRAINT addresses_kind_check CHECK ((kind = ANY (ARRAY['shipping'::text, 'billing'::text])))\n",
-        [T_CUSTOMERS] = "    id bigint NOT NULL,\n    first_name text NOT NULL,\n    last_name text NOT NULL,\n"
-                        "    email public.citext NOT NULL,\n    phone text,\n    birth_date date,\n"
+        [T_CUSTOMERS] = "    id bigint NOT NULL,\n    username text NOT NULL,\n    first_name text NOT NULL,\n"
+                        "    last_name text NOT NULL,\n    email public.citext NOT NULL,\n    password_hash text NOT NULL,\n"
+                        "    phone text,\n    birth_date date,\n"
                         "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                         "    last_login_at timestamp with time zone,\n    loyalty_points integer DEFAULT 0 NOT NULL,\n"
+                        "    order_count integer DEFAULT 0 NOT NULL,\n    lifetime_spend numeric(12,2) DEFAULT 0 NOT NULL,\n"
                         "    status text DEFAULT 'active'::text NOT NULL,\n    marketing_opt_in boolean DEFAULT false NOT NULL,\n"
-                        "    favorite_publisher text\n",
+                        "    favorite_publisher text,\n    preferences jsonb DEFAULT '{}'::jsonb NOT NULL,\n    notes text,\n"
+                        "    updated_at timestamp with time zone DEFAULT now() NOT NULL\n",
         [T_EVENT_LOG] = "    id bigint NOT NULL,\n    occurred_at timestamp with time zone DEFAULT now() NOT NULL,\n"
-                        "    customer_id bigint,\n    session_id text,\n    kind text NOT NULL,\n    entity text,\n"
-                        "    entity_id bigint,\n    ip inet,\n    user_agent text,\n"
+                        "    customer_id bigint,\n    session_id text,\n    request_id uuid NOT NULL,\n    kind text NOT NULL,\n"
+                        "    entity text,\n    entity_id bigint,\n    ip inet,\n    user_agent text,\n"
                         "    payload jsonb DEFAULT '{}'::jsonb NOT NULL\n",
-        [T_INVENTORY] = "    id bigint NOT NULL,\n    issue_id bigint NOT NULL,\n    location text NOT NULL,\n"
+        [T_INVENTORY] = "    id bigint NOT NULL,\n    issue_id bigint NOT NULL,\n    sku text NOT NULL,\n    location text NOT NULL,\n"
                         "    condition text DEFAULT 'NM'::text NOT NULL,\n    qty_on_hand integer DEFAULT 0 NOT NULL,\n"
                         "    qty_reserved integer DEFAULT 0 NOT NULL,\n    reorder_level integer DEFAULT 2 NOT NULL,\n"
-                        "    bin text,\n    updated_at timestamp with time zone DEFAULT now() NOT NULL,\n"
+                        "    unit_cost numeric(8,2),\n    supplier text,\n    bin text,\n"
+                        "    last_counted_at timestamp with time zone,\n"
+                        "    updated_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                         "    CONSTRAINT inventory_qty_check CHECK ((qty_on_hand >= 0))\n",
         [T_ISSUES] = "    id bigint NOT NULL,\n    series_id bigint NOT NULL,\n    issue_number text NOT NULL,\n"
                      "    variant text DEFAULT 'A'::text NOT NULL,\n    title text,\n    cover_date date,\n"
-                     "    release_date date NOT NULL,\n    cover_price numeric(8,2) NOT NULL,\n    upc text,\n"
-                     "    writer text,\n    artist text,\n    cover_artist text,\n    page_count integer,\n"
-                     "    format text NOT NULL,\n    status text DEFAULT 'available'::text NOT NULL,\n"
-                     "    description text,\n    updated_at timestamp with time zone DEFAULT now() NOT NULL\n",
+                     "    release_date date NOT NULL,\n    foc_date date,\n    cover_price numeric(8,2) NOT NULL,\n"
+                     "    upc text,\n    isbn text,\n    order_code text NOT NULL,\n"
+                     "    writer text,\n    artist text,\n    colorist text,\n    letterer text,\n    cover_artist text,\n"
+                     "    editor text,\n    page_count integer,\n    format text NOT NULL,\n    age_rating text,\n"
+                     "    weight_grams integer,\n    status text DEFAULT 'available'::text NOT NULL,\n"
+                     "    description text,\n    variant_description text,\n"
+                     "    updated_at timestamp with time zone DEFAULT now() NOT NULL\n",
         [T_ORDER_ITEMS] = "    id bigint NOT NULL,\n    order_id bigint NOT NULL,\n    issue_id bigint NOT NULL,\n"
+                          "    sku text NOT NULL,\n    title text NOT NULL,\n    condition text DEFAULT 'NM'::text NOT NULL,\n"
                           "    quantity integer NOT NULL,\n    unit_price numeric(10,2) NOT NULL,\n"
-                          "    discount numeric(10,2) DEFAULT 0 NOT NULL,\n    line_total numeric(10,2) NOT NULL,\n"
+                          "    discount numeric(10,2) DEFAULT 0 NOT NULL,\n    tax numeric(10,2) DEFAULT 0 NOT NULL,\n"
+                          "    line_total numeric(10,2) NOT NULL,\n"
+                          "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                           "    CONSTRAINT order_items_quantity_check CHECK ((quantity > 0))\n",
         [T_ORDERS] = "    id bigint NOT NULL,\n    customer_id bigint NOT NULL,\n    shipping_address_id bigint,\n"
                      "    status public.order_status DEFAULT 'pending'::public.order_status NOT NULL,\n"
@@ -2165,15 +2631,21 @@ static const char *const DDL[T_COUNT] = {
                      "    subtotal numeric(10,2) NOT NULL,\n    tax numeric(10,2) NOT NULL,\n"
                      "    shipping_fee numeric(10,2) DEFAULT 0 NOT NULL,\n    total numeric(10,2) NOT NULL,\n"
                      "    currency character(3) DEFAULT 'USD'::bpchar NOT NULL,\n    channel text NOT NULL,\n"
-                     "    coupon_code text,\n    notes text\n",
+                     "    coupon_code text,\n    customer_email public.citext NOT NULL,\n    ship_name text,\n"
+                     "    ship_line1 text,\n    ship_line2 text,\n    ship_city text,\n    ship_region text,\n"
+                     "    ship_postal_code text,\n    ship_country character(2),\n    shipping_method text NOT NULL,\n"
+                     "    tracking_number text,\n    client_ip inet,\n    user_agent text,\n    notes text\n",
         [T_PAYMENTS] = "    id bigint NOT NULL,\n    order_id bigint NOT NULL,\n    provider text NOT NULL,\n"
                        "    provider_ref text NOT NULL,\n    amount numeric(10,2) NOT NULL,\n"
                        "    currency character(3) DEFAULT 'USD'::bpchar NOT NULL,\n    status text NOT NULL,\n"
+                       "    card_brand text,\n    card_last4 character(4),\n    card_exp text,\n"
                        "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
-                       "    captured_at timestamp with time zone,\n    failure_reason text\n",
+                       "    captured_at timestamp with time zone,\n    failure_reason text,\n"
+                       "    metadata jsonb DEFAULT '{}'::jsonb NOT NULL\n",
         [T_SERIES] = "    id bigint NOT NULL,\n    publisher text NOT NULL,\n    title text NOT NULL,\n"
                      "    volume integer DEFAULT 1 NOT NULL,\n    start_year integer,\n    end_year integer,\n"
-                     "    status text DEFAULT 'ongoing'::text NOT NULL,\n    age_rating text,\n"
+                     "    status text DEFAULT 'ongoing'::text NOT NULL,\n    age_rating text,\n    genre text,\n"
+                     "    description text,\n"
                      "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                      "    updated_at timestamp with time zone DEFAULT now() NOT NULL\n",
 };

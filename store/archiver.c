@@ -22,7 +22,7 @@
 #include "lb-config.h"
 #include "store/archiver.h"
 
-#define QUEUE_JOBS 256
+#define QUEUE_JOBS 64
 #define QUEUE_BYTES (16u << 20)
 #define READ_BUF (8u << 20)
 
@@ -35,11 +35,17 @@ typedef struct FileBuilder {
         struct FileBuilder *next;
 } FileBuilder;
 
+/* A job is a batch of consecutive chunks of one file, so threads meet
+ * once per batch (about a MiB) rather than once per chunk. */
+#define BATCH_BYTES (1u << 20)
+#define BATCH_CHUNKS 256
+
 typedef struct Job {
-        uint8_t *data;        /* owned unless it points at the zero buffer */
+        uint8_t *data;        /* the chunks back to back; NULL for a hole (all zero chunks) */
         size_t len;
-        bool has_id;
-        LbId id;
+        uint32_t n;
+        uint32_t lens[BATCH_CHUNKS];
+        LbId ids[BATCH_CHUNKS];   /* computed by the worker (given for holes) */
         int error;
         bool done;
         FileBuilder *fb;
@@ -54,7 +60,7 @@ typedef struct Archiver {
 
         pthread_mutex_t lock;
         pthread_cond_t work_cond, done_cond;
-        Job ring[QUEUE_JOBS];
+        Job *ring;                        /* QUEUE_JOBS */
         uint64_t head, next_work, tail;   /* head <= next_work <= tail */
         size_t inflight_bytes;
         bool stop;
@@ -62,12 +68,27 @@ typedef struct Archiver {
         unsigned n_threads;
         int error;                        /* first fatal error */
 
+        Job batch;                        /* being filled by the main thread */
         uint8_t *buf;                     /* read buffer */
         uint8_t *zero;                    /* chunk_max zero bytes, shared by hole jobs */
         struct { uint32_t len; LbId id; } zero_ids[4];
 } Archiver;
 
 /* ---- worker pool ---- */
+
+static int process(Archiver *a, Job *j) {
+        size_t off = 0;
+        for (uint32_t i = 0; i < j->n; i++) {
+                const uint8_t *p = j->data ? j->data + off : a->zero;
+                if (j->data)
+                        lb_chunk_id(&a->repo->keys, p, j->lens[i], &j->ids[i]);
+                int k = lb_writer_add_with_id(a->writer, LB_BLOB_DATA, &j->ids[i], p, j->lens[i]);
+                if (k < 0)
+                        return k;
+                off += j->lens[i];
+        }
+        return 0;
+}
 
 static void *worker_main(void *userdata) {
         Archiver *a = userdata;
@@ -79,11 +100,7 @@ static void *worker_main(void *userdata) {
                         break;
                 Job *j = &a->ring[a->next_work++ % QUEUE_JOBS];
                 pthread_mutex_unlock(&a->lock);
-
-                if (!j->has_id)
-                        lb_chunk_id(&a->repo->keys, j->data, j->len, &j->id);
-                int k = lb_writer_add_with_id(a->writer, LB_BLOB_DATA, &j->id, j->data, j->len);
-
+                int k = process(a, j);
                 pthread_mutex_lock(&a->lock);
                 j->error = k;
                 j->done = true;
@@ -106,53 +123,104 @@ static int fb_append(FileBuilder *fb, const LbId *id, uint64_t size) {
         return 0;
 }
 
-/* Pops the oldest job once it is done. Called with a->lock held. */
+/* Pops the oldest job once it is done and appends its chunk refs to its
+ * file. Called with a->lock held. */
 static void pop_locked(Archiver *a) {
         Job *j = &a->ring[a->head % QUEUE_JOBS];
         while (!j->done)
                 pthread_cond_wait(&a->done_cond, &a->lock);
         int k = j->error;
-        if (k == 0)
-                k = fb_append(j->fb, &j->id, j->len);
+        for (uint32_t i = 0; k == 0 && i < j->n; i++)
+                k = fb_append(j->fb, &j->ids[i], j->lens[i]);
         if (k < 0 && j->fb->error == 0)
                 j->fb->error = k;
         if (k < 0 && a->error == 0)
                 a->error = k;
-        if (j->data != a->zero)
-                free(j->data);
+        free(j->data);
         a->inflight_bytes -= j->len;
-        *j = (Job) {};
+        j->data = NULL;
+        j->n = 0;
+        j->len = 0;
+        j->done = false;
+        j->error = 0;
+        j->fb = NULL;
         a->head++;
 }
 
-static void drain(Archiver *a) {
+/* Queues a job (copied into the ring; its data now belongs to the ring). */
+static int submit(Archiver *a, const Job *job) {
         pthread_mutex_lock(&a->lock);
+        while (a->tail - a->head >= QUEUE_JOBS || (a->tail > a->head && a->inflight_bytes + job->len > QUEUE_BYTES))
+                pop_locked(a);
+        int k = a->error;
+        if (k == 0) {
+                Job *j = &a->ring[a->tail % QUEUE_JOBS];
+                j->data = job->data;
+                j->len = job->len;
+                j->n = job->n;
+                j->fb = job->fb;
+                memcpy(j->lens, job->lens, job->n * sizeof job->lens[0]);
+                if (!job->data)
+                        memcpy(j->ids, job->ids, job->n * sizeof job->ids[0]);
+                a->tail++;
+                a->inflight_bytes += job->len;
+                pthread_cond_signal(&a->work_cond);
+        }
+        pthread_mutex_unlock(&a->lock);
+        if (k < 0)
+                free(job->data);
+        return k;
+}
+
+/* Submits the batch being filled, if any. */
+static int batch_flush(Archiver *a) {
+        Job *b = &a->batch;
+        if (b->n == 0)
+                return 0;
+        int k = submit(a, b);
+        b->data = NULL;
+        b->len = 0;
+        b->n = 0;
+        return k;
+}
+
+/* Adds one chunk (copied) to the batch of file fb. */
+static int batch_add(Archiver *a, FileBuilder *fb, const uint8_t *p, size_t len) {
+        Job *b = &a->batch;
+        if (b->n > 0 && (b->fb != fb || b->n == BATCH_CHUNKS || b->len + len > BATCH_BYTES)) {
+                int k = batch_flush(a);
+                if (k < 0)
+                        return k;
+        }
+        if (!b->data) {
+                /* A batch is flushed before it would pass BATCH_BYTES, so it
+                 * holds at most that, or one chunk of chunk_max. */
+                b->data = malloc(LB_MAX((size_t) BATCH_BYTES, (size_t) a->repo->cfg.chunker.max));
+                if (!b->data)
+                        return -ENOMEM;
+        }
+        b->fb = fb;
+        memcpy(b->data + b->len, p, len);
+        b->len += len;
+        b->lens[b->n++] = (uint32_t) len;
+        a->stats.chunks++;
+        return 0;
+}
+
+static void drain(Archiver *a) {
+        int k = batch_flush(a);
+        pthread_mutex_lock(&a->lock);
+        if (k < 0 && a->error == 0)
+                a->error = k;
         while (a->head < a->tail)
                 pop_locked(a);
         pthread_mutex_unlock(&a->lock);
 }
 
-/* Submits a chunk; takes ownership of data (unless it is a->zero). */
-static int submit(Archiver *a, FileBuilder *fb, uint8_t *data, size_t len, const LbId *id) {
-        pthread_mutex_lock(&a->lock);
-        while (a->tail - a->head >= QUEUE_JOBS || (a->tail > a->head && a->inflight_bytes + len > QUEUE_BYTES))
-                pop_locked(a);
-        int k = a->error;
-        if (k == 0) {
-                a->ring[a->tail % QUEUE_JOBS] = (Job) { .data = data, .len = len, .fb = fb,
-                                                       .has_id = id != NULL, .id = id ? *id : (LbId) {} };
-                a->tail++;
-                a->inflight_bytes += len;
-                pthread_cond_signal(&a->work_cond);
-        }
-        pthread_mutex_unlock(&a->lock);
-        if (k < 0 && data != a->zero)
-                free(data);
-        a->stats.chunks++;
-        return k;
-}
-
 static int pool_start(Archiver *a) {
+        a->ring = calloc(QUEUE_JOBS, sizeof *a->ring);
+        if (!a->ring)
+                return -ENOMEM;
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         a->n_threads = (unsigned) LB_MAX(1, LB_MIN(n, 8));
         a->threads = calloc(a->n_threads, sizeof *a->threads);
@@ -169,7 +237,8 @@ static int pool_start(Archiver *a) {
 }
 
 static void pool_stop(Archiver *a) {
-        drain(a);
+        if (a->ring)
+                drain(a);
         pthread_mutex_lock(&a->lock);
         a->stop = true;
         pthread_cond_broadcast(&a->work_cond);
@@ -179,6 +248,10 @@ static void pool_stop(Archiver *a) {
         free(a->threads);
         a->threads = NULL;
         a->n_threads = 0;
+        free(a->batch.data);
+        a->batch.data = NULL;
+        free(a->ring);
+        a->ring = NULL;
 }
 
 /* ---- reading content ---- */
@@ -196,15 +269,27 @@ static const LbId *zero_id(Archiver *a, uint32_t len) {
 
 /* A hole of len bytes: zero chunks of chunk_max, no reading or hashing. */
 static int submit_hole(Archiver *a, FileBuilder *fb, uint64_t len) {
+        int k = batch_flush(a);
+        if (k < 0)
+                return k;
         uint32_t max = a->repo->cfg.chunker.max;
-        while (len > 0) {
+        Job *hole = calloc(1, sizeof *hole);
+        if (!hole)
+                return -ENOMEM;
+        hole->fb = fb;
+        while (len > 0 && k == 0) {
                 uint32_t n = (uint32_t) LB_MIN(len, (uint64_t) max);
-                int k = submit(a, fb, a->zero, n, zero_id(a, n));
-                if (k < 0)
-                        return k;
+                hole->ids[hole->n] = *zero_id(a, n);
+                hole->lens[hole->n++] = n;
+                a->stats.chunks++;
                 len -= n;
+                if (hole->n == BATCH_CHUNKS || len == 0) {
+                        k = submit(a, hole);
+                        hole->n = 0;
+                }
         }
-        return 0;
+        free(hole);
+        return k;
 }
 
 /* Chunks `limit` bytes (UINT64_MAX: to EOF) of fd from its current position.
@@ -231,20 +316,16 @@ static int chunk_stream(Archiver *a, FileBuilder *fb, int fd, uint64_t limit, ui
                 }
                 size_t off = 0;
                 while (off < have) {
-                        size_t cut = lb_chunker_cut(&a->repo->chunker, a->buf + off, have - off, eof);
-                        if (cut == 0)
-                                break;
-                        uint8_t *chunk = malloc(cut);
-                        if (!chunk)
-                                return -ENOMEM;
-                        memcpy(chunk, a->buf + off, cut);
-                        int k = submit(a, fb, chunk, cut, NULL);
-                        if (k < 0)
-                                return k;
-                        off += cut;
                         /* Keep at least chunk_max bytes ahead unless at EOF. */
                         if (!eof && have - off < a->repo->cfg.chunker.max)
                                 break;
+                        size_t cut = lb_chunker_cut(&a->repo->chunker, a->buf + off, have - off, eof);
+                        if (cut == 0)
+                                break;
+                        int k = batch_add(a, fb, a->buf + off, cut);
+                        if (k < 0)
+                                return k;
+                        off += cut;
                 }
                 memmove(a->buf, a->buf + off, have - off);
                 have -= off;

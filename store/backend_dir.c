@@ -6,14 +6,29 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "store/backend.h"
 
+/* Open pack files, kept for range reads: a restore reads thousands of
+ * blobs from each pack, and packs never change once written. */
+#define FD_CACHE 16
+typedef struct CachedFd {
+        char name[2 * 32 + 1];
+        int fd;               /* -1: empty */
+        uint64_t size;
+        unsigned refs;        /* readers using fd right now */
+        uint64_t used;        /* LRU clock */
+} CachedFd;
+
 typedef struct DirBackend {
         LbBackend base;   /* must be first */
         char *root;
+        pthread_mutex_t lock;
+        CachedFd fds[FD_CACHE];
+        uint64_t clock;
 } DirBackend;
 
 static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
@@ -104,34 +119,109 @@ static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, s
         return lb_write_file_atomic(dir, t == LB_OBJ_CONFIG ? "config" : name, p, n, 0600);
 }
 
+/* Opens (or finds) an object for reading. For packs the fd comes from the
+ * cache with a reference taken (*ret_slot >= 0); release with fd_release. */
+static int fd_acquire(DirBackend *d, LbObjType t, const char *name, int *ret_fd, uint64_t *ret_size, int *ret_slot) {
+        *ret_slot = -1;
+        if (t == LB_OBJ_PACK && strlen(name) < sizeof d->fds[0].name) {
+                pthread_mutex_lock(&d->lock);
+                for (int i = 0; i < FD_CACHE; i++)
+                        if (d->fds[i].fd >= 0 && strcmp(d->fds[i].name, name) == 0) {
+                                d->fds[i].refs++;
+                                d->fds[i].used = ++d->clock;
+                                *ret_fd = d->fds[i].fd;
+                                *ret_size = d->fds[i].size;
+                                *ret_slot = i;
+                                pthread_mutex_unlock(&d->lock);
+                                return 0;
+                        }
+                pthread_mutex_unlock(&d->lock);
+        }
+        _cleanup_free_ char *path = obj_path(d, t, name);
+        if (!path)
+                return -ENOMEM;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                int k = -errno;
+                close(fd);
+                return k;
+        }
+        *ret_fd = fd;
+        *ret_size = (uint64_t) st.st_size;
+        if (t != LB_OBJ_PACK || strlen(name) >= sizeof d->fds[0].name)
+                return 0;
+        /* Cache it in the least recently used idle slot, if any. */
+        pthread_mutex_lock(&d->lock);
+        int victim = -1;
+        for (int i = 0; i < FD_CACHE; i++) {
+                if (d->fds[i].refs > 0)
+                        continue;
+                if (d->fds[i].fd < 0) {
+                        victim = i;
+                        break;
+                }
+                if (victim < 0 || d->fds[i].used < d->fds[victim].used)
+                        victim = i;
+        }
+        if (victim >= 0) {
+                CachedFd *c = &d->fds[victim];
+                if (c->fd >= 0)
+                        close(c->fd);
+                *c = (CachedFd) { .fd = fd, .size = *ret_size, .refs = 1, .used = ++d->clock };
+                snprintf(c->name, sizeof c->name, "%s", name);
+                *ret_slot = victim;
+        }
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+}
+
+static void fd_release(DirBackend *d, int fd, int slot) {
+        if (slot < 0) {
+                close(fd);
+                return;
+        }
+        pthread_mutex_lock(&d->lock);
+        d->fds[slot].refs--;
+        pthread_mutex_unlock(&d->lock);
+}
+
+/* Forgets a cached fd (the object was removed). */
+static void fd_forget(DirBackend *d, const char *name) {
+        pthread_mutex_lock(&d->lock);
+        for (int i = 0; i < FD_CACHE; i++)
+                if (d->fds[i].fd >= 0 && d->fds[i].refs == 0 && strcmp(d->fds[i].name, name) == 0) {
+                        close(d->fds[i].fd);
+                        d->fds[i] = (CachedFd) { .fd = -1 };
+                }
+        pthread_mutex_unlock(&d->lock);
+}
+
 static int dir_get(LbBackend *b, LbObjType t, const char *name, uint64_t off, size_t len, LbBuf *out) {
         DirBackend *d = (DirBackend *) b;
         if (t != LB_OBJ_CONFIG && !name_ok(name))
                 return -EINVAL;
-        _cleanup_free_ char *path = obj_path(d, t, name);
-        if (!path)
-                return -ENOMEM;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        uint64_t size = (uint64_t) st.st_size;
-        if (off > size)
-                return -EBADMSG;
-        if (len == SIZE_MAX)
-                len = (size_t) (size - off);
-        else if (len > size - off)
-                return -EBADMSG;
-        lb_buf_clear(out);
-        uint8_t *p;
-        int r = lb_buf_grow(out, len, &p);
+        int fd = -1, slot = -1;
+        uint64_t size = 0;
+        int r = fd_acquire(d, t, name, &fd, &size, &slot);
         if (r < 0)
                 return r;
-        r = lb_pread_all(fd, p, len, off);
+        if (off > size || (len != SIZE_MAX && len > size - off))
+                r = -EBADMSG;
+        else if (len == SIZE_MAX)
+                len = (size_t) (size - off);
+        uint8_t *p = NULL;
+        if (r == 0) {
+                lb_buf_clear(out);
+                r = lb_buf_grow(out, len, &p);
+        }
+        if (r == 0)
+                r = lb_pread_all(fd, p, len, off);
         if (r < 0)
                 lb_buf_clear(out);
+        fd_release(d, fd, slot);
         return r;
 }
 
@@ -213,6 +303,8 @@ static int dir_remove(LbBackend *b, LbObjType t, const char *name) {
         _cleanup_free_ char *dir = obj_dir(d, t, name);
         if (!path || !dir)
                 return -ENOMEM;
+        if (t == LB_OBJ_PACK)
+                fd_forget(d, name);
         if (unlink(path) < 0)
                 return -errno;
         return lb_fsync_dir(dir);
@@ -224,6 +316,10 @@ static const char *dir_local_dir(LbBackend *b) {
 
 static void dir_free(LbBackend *b) {
         DirBackend *d = (DirBackend *) b;
+        for (int i = 0; i < FD_CACHE; i++)
+                if (d->fds[i].fd >= 0)
+                        close(d->fds[i].fd);
+        pthread_mutex_destroy(&d->lock);
         free(d->root);
         free(d->base.location);
         free(d);
@@ -248,6 +344,9 @@ int lb_backend_dir_open(const char *path, LbBackend **ret) {
                 .local_dir = dir_local_dir,
                 .free = dir_free,
         };
+        pthread_mutex_init(&d->lock, NULL);
+        for (int i = 0; i < FD_CACHE; i++)
+                d->fds[i].fd = -1;
         d->base.location = strdup(path);
         /* Keep the path as given but without trailing slashes. */
         d->root = strdup(path);

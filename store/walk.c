@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <pthread.h>
+
 #include "store/walk.h"
 
 #include <fcntl.h>
@@ -177,25 +179,138 @@ static void fail_on(Stream *st, const LbId *id, bool is_list) {
         *st->failure = (LbContentFailure) { .has_id = true, .id = *id, .is_list = is_list, .offset = st->offset };
 }
 
-static int stream_chunk(Stream *st, const LbContentRef *ref) {
-        if (ref->size > LB_CHUNK_MAX_LIMIT || ref->size > st->size - st->offset) {
+/* Hands one verified chunk to the caller. */
+static int deliver(Stream *st, const LbContentRef *ref, const LbBuf *chunk) {
+        if (chunk->len != ref->size) {
                 fail_on(st, &ref->id, false);
                 return -EBADMSG;
         }
-        int k = lb_repo_read_blob(st->r, &ref->id, &st->chunk);
-        if (k < 0) {
-                fail_on(st, &ref->id, false);
-                return k;
-        }
-        if (st->chunk.len != ref->size) {
-                fail_on(st, &ref->id, false);
-                return -EBADMSG;
-        }
-        k = st->fn(st->chunk.data, st->chunk.len, st->offset, st->userdata);
+        int k = st->fn(chunk->data, chunk->len, st->offset, st->userdata);
         if (k < 0)
                 return k;
         st->offset += ref->size;
         return 0;
+}
+
+static int check_ref(Stream *st, const LbContentRef *ref, uint64_t at) {
+        if (ref->size > LB_CHUNK_MAX_LIMIT || ref->size > st->size - at) {
+                fail_on(st, &ref->id, false);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* ---- read-ahead: chunks are fetched and verified by worker threads,
+ * up to READAHEAD chunks ahead, and handed to the caller in order. ---- */
+
+#define READAHEAD 32
+#define READAHEAD_MIN_CHUNKS 4
+
+typedef struct Slot {
+        LbBuf buf;
+        int error;
+        bool done;
+} Slot;
+
+typedef struct Prefetch {
+        LbRepo *r;
+        const LbContentRef *refs;
+        size_t n;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        size_t next;          /* next index a worker takes */
+        size_t consumed;      /* indexes below this are delivered */
+        bool stop;
+        Slot slots[READAHEAD];
+} Prefetch;
+
+static void *prefetch_worker(void *userdata) {
+        Prefetch *p = userdata;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (!p->stop && p->next < p->n && p->next >= p->consumed + READAHEAD)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                if (p->stop || p->next >= p->n)
+                        break;
+                size_t i = p->next++;
+                Slot *sl = &p->slots[i % READAHEAD];
+                pthread_mutex_unlock(&p->lock);
+                LbBuf b = {};
+                int k = lb_repo_read_blob(p->r, &p->refs[i].id, &b);
+                pthread_mutex_lock(&p->lock);
+                lb_buf_free(&sl->buf);
+                sl->buf = b;
+                sl->error = k;
+                sl->done = true;
+                pthread_cond_broadcast(&p->cond);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
+        uint64_t at = st->offset;
+        for (size_t i = 0; i < n; i++) {
+                int k = check_ref(st, &refs[i], at);
+                if (k < 0)
+                        return k;
+                at += refs[i].size;
+        }
+        if (n < READAHEAD_MIN_CHUNKS) {
+                for (size_t i = 0; i < n; i++) {
+                        int k = lb_repo_read_blob(st->r, &refs[i].id, &st->chunk);
+                        if (k == 0)
+                                k = deliver(st, &refs[i], &st->chunk);
+                        else
+                                fail_on(st, &refs[i].id, false);
+                        if (k < 0)
+                                return k;
+                }
+                return 0;
+        }
+
+        Prefetch *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        *p = (Prefetch) { .r = st->r, .refs = refs, .n = n };
+        pthread_mutex_init(&p->lock, NULL);
+        pthread_cond_init(&p->cond, NULL);
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        pthread_t threads[4];
+        unsigned nt = 0, want = (unsigned) LB_MAX(1, LB_MIN(cpus, 4));
+        while (nt < want && pthread_create(&threads[nt], NULL, prefetch_worker, p) == 0)
+                nt++;
+        int k = nt > 0 ? 0 : -EAGAIN;
+        for (size_t i = 0; i < n && k == 0; i++) {
+                Slot *sl = &p->slots[i % READAHEAD];
+                pthread_mutex_lock(&p->lock);
+                while (!sl->done)
+                        pthread_cond_wait(&p->cond, &p->lock);
+                pthread_mutex_unlock(&p->lock);
+                /* The slot is ours until consumed moves past it. */
+                k = sl->error;
+                if (k < 0)
+                        fail_on(st, &refs[i].id, false);
+                else
+                        k = deliver(st, &refs[i], &sl->buf);
+                pthread_mutex_lock(&p->lock);
+                sl->done = false;
+                p->consumed = i + 1;
+                pthread_cond_broadcast(&p->cond);
+                pthread_mutex_unlock(&p->lock);
+        }
+        pthread_mutex_lock(&p->lock);
+        p->stop = true;
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->lock);
+        for (unsigned i = 0; i < nt; i++)
+                pthread_join(threads[i], NULL);
+        for (size_t i = 0; i < READAHEAD; i++)
+                lb_buf_free(&p->slots[i].buf);
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return k;
 }
 
 static int stream_list(Stream *st, const LbContentRef *list) {
@@ -229,12 +344,7 @@ static int stream_list(Stream *st, const LbContentRef *list) {
                 fail_on(st, &list->id, true);
                 return -EBADMSG;
         }
-        for (size_t i = 0; i < n; i++) {
-                k = stream_chunk(st, &refs[i]);
-                if (k < 0)
-                        return k;
-        }
-        return 0;
+        return stream_refs(st, refs, n);
 }
 
 int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
@@ -250,8 +360,10 @@ int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void 
                 .failure = failure,
         };
         int k = 0;
-        for (size_t i = 0; k == 0 && i < file->n_content; i++)
-                k = file->indirect ? stream_list(&st, &file->content[i]) : stream_chunk(&st, &file->content[i]);
+        if (!file->indirect)
+                k = stream_refs(&st, file->content, file->n_content);
+        for (size_t i = 0; k == 0 && file->indirect && i < file->n_content; i++)
+                k = stream_list(&st, &file->content[i]);
         lb_buf_free(&st.chunk);
         if (k < 0)
                 return k;
