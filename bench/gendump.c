@@ -607,6 +607,7 @@ typedef struct Table {
         uint32_t *heap;      /* [slot]: pk, 0 = free */
         uint64_t *freemap;   /* bit set: slot free and vacuumed */
         uint32_t spp;        /* tuples per 8 kB page (at most SLOTS_PER_PAGE) */
+        uint32_t bloat;      /* free slots left on day 0, per mille of the heap */
         uint32_t nslots, slotcap, cursor;
         uint32_t *dead;      /* slots freed today, reusable after VACUUM */
         uint32_t ndead, deadcap;
@@ -617,31 +618,31 @@ typedef struct Table {
 static Table g_t[T_COUNT] = {
         [T_ADDRESSES] = { .name = "addresses",
                 .cols = "id, customer_id, kind, recipient, company, line1, line2, city, region, postal_code, country, latitude, longitude, phone, delivery_instructions, is_default, created_at, updated_at",
-                .span = 1900, .spp = 38 },
+                .span = 1900, .spp = 38, .bloat = 60 },
         [T_CUSTOMERS] = { .name = "customers",
                 .cols = "id, username, first_name, last_name, email, password_hash, phone, birth_date, created_at, last_login_at, loyalty_points, order_count, lifetime_spend, status, marketing_opt_in, favorite_publisher, preferences, notes, updated_at",
-                .span = 1900, .spp = 16 },
+                .span = 1900, .spp = 16, .bloat = 100 },
         [T_EVENT_LOG] = { .name = "event_log",
                 .cols = "id, occurred_at, customer_id, session_id, request_id, kind, entity, entity_id, ip, user_agent, payload",
-                .span = 180, .spp = 21 },
+                .span = 180, .spp = 21, .bloat = 0 },
         [T_INVENTORY] = { .name = "inventory",
                 .cols = "id, issue_id, sku, location, condition, qty_on_hand, qty_reserved, reorder_level, unit_cost, supplier, bin, last_counted_at, updated_at",
-                .span = 1950, .spp = 53 },
+                .span = 1950, .spp = 53, .bloat = 150 },
         [T_ISSUES] = { .name = "issues",
                 .cols = "id, series_id, issue_number, variant, title, cover_date, release_date, foc_date, cover_price, upc, isbn, order_code, writer, artist, colorist, letterer, cover_artist, editor, page_count, format, age_rating, weight_grams, status, description, variant_description, updated_at",
-                .span = 1950, .spp = 10 },
+                .span = 1950, .spp = 10, .bloat = 50 },
         [T_ORDER_ITEMS] = { .name = "order_items",
-                .cols = "id, order_id, issue_id, sku, title, condition, quantity, unit_price, discount, tax, line_total, created_at",
-                .span = 1800, .spp = 59 },
+                .cols = "id, order_id, issue_id, sku, title, condition, quantity, unit_price, discount, tax, line_total, returned_qty, created_at",
+                .span = 1800, .spp = 59, .bloat = 0 },
         [T_ORDERS] = { .name = "orders",
                 .cols = "id, customer_id, shipping_address_id, status, placed_at, updated_at, item_count, subtotal, tax, shipping_fee, total, currency, channel, coupon_code, customer_email, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, ship_country, shipping_method, tracking_number, client_ip, user_agent, notes",
-                .span = 1800, .spp = 23 },
+                .span = 1800, .spp = 23, .bloat = 100 },
         [T_PAYMENTS] = { .name = "payments",
                 .cols = "id, order_id, provider, provider_ref, amount, currency, status, card_brand, card_last4, card_exp, created_at, captured_at, failure_reason, metadata",
-                .span = 1800, .spp = 32 },
+                .span = 1800, .spp = 32, .bloat = 60 },
         [T_SERIES] = { .name = "series",
                 .cols = "id, publisher, title, volume, start_year, end_year, status, age_rating, genre, description, created_at, updated_at",
-                .span = 1950, .spp = 21 },
+                .span = 1950, .spp = 21, .bloat = 50 },
 };
 
 static bool g_physical = true;
@@ -2009,7 +2010,6 @@ static char *row_issues(char *o, uint32_t pk, uint32_t ver) {
 }
 
 static char *row_order_items(char *o, uint32_t pk, uint32_t ver) {
-        (void) ver;
         Line l = item_line(pk);
         o = put_u(o, pk);
         TAB(o);
@@ -2035,6 +2035,8 @@ static char *row_order_items(char *o, uint32_t pk, uint32_t ver) {
         o = put_money(o, (l.total * 825 + 5000) / 10000);
         TAB(o);
         o = put_money(o, l.total);
+        TAB(o);
+        o = put_u(o, V_COUNT(ver) ? 1 + rbelow(&r, l.qty) : 0); /* a line is returned once */
         TAB(o);
         o = put_ts(o, created_at(&g_t[T_ORDERS], order) + 1 + pk % 7, rbelow(&r, 1000000));
         *o++ = '\n';
@@ -2346,7 +2348,7 @@ static void base_init(uint64_t size_mb) {
         static const uint8_t ITEM_W[] = { 40, 24, 14, 9, 6, 4, 2, 1 };
         /* Stock lines (0..3 per issue): most of the back catalogue is no
          * longer stocked, the last fifth (the last year) mostly is. */
-        static const uint8_t INV_OLD_W[] = { 50, 38, 10, 2 }, INV_NEW_W[] = { 5, 50, 35, 10 };
+        static const uint8_t INV_OLD_W[] = { 68, 26, 5, 1 }, INV_NEW_W[] = { 5, 55, 32, 8 };
         uint32_t nc = g_t[T_CUSTOMERS].nbase, no = g_t[T_ORDERS].nbase, ni = g_t[T_ISSUES].nbase;
         g_cust_addr = make_children(&r, nc, 1, ADDR_W, ADDR_W, nc + 1, sizeof ADDR_W);
         g_order_items = make_children(&r, no, 1, ITEM_W, ITEM_W, no + 1, sizeof ITEM_W);
@@ -2363,8 +2365,17 @@ static void base_init(uint64_t size_mb) {
                 t->n = t->nbase;
                 table_grow(t, t->nbase + t->nbase / 8 + 1024);
                 if (g_physical) {
-                        for (uint32_t pk = 1; pk <= t->nbase; pk++)
+                        /* Day 0 is years into production, not a fresh load:
+                         * tables that see updates carry the free space their
+                         * past updates left, scattered over the heap. */
+                        Rng b = rng3(0xb10a7, (uint64_t) i, 0);
+                        for (uint32_t pk = 1; pk <= t->nbase; pk++) {
+                                while (rbelow(&b, 1000) < t->bloat) {
+                                        uint32_t s = heap_append(t);
+                                        t->freemap[s / 64] |= 1ull << (s % 64);
+                                }
                                 heap_place(t, pk, heap_append(t));
+                        }
                 }
         }
 }
@@ -2504,15 +2515,16 @@ static void simulate_day(int d) {
                 new_customer(d, &r, &c, &a);
         }
         /* logins (last_login_at), profile and pull-list edits */
-        for (uint32_t i = rcount(&r, cust->nbase * 0.0012); i; i--)
+        for (uint32_t i = rcount(&r, cust->nbase * 0.0005); i; i--)
                 row_update(cust, d, row_random(cust, &r));
         for (uint32_t i = rcount(&r, cust->nbase * 0.00005); i; i--)
                 row_delete(cust, row_random(cust, &r));
-        for (uint32_t i = rcount(&r, addr->nbase * 0.0008); i; i--)
+        /* moves and corrections: a few percent of the addresses a year */
+        for (uint32_t i = rcount(&r, addr->nbase * 0.0003); i; i--)
                 row_update(addr, d, row_random(addr, &r));
-        for (uint32_t i = rcount(&r, addr->nbase * 0.0003); i; i--)
+        for (uint32_t i = rcount(&r, addr->nbase * 0.0001); i; i--)
                 row_delete(addr, row_random(addr, &r));
-        for (uint32_t i = rcount(&r, addr->nbase * 0.0003); i; i--)
+        for (uint32_t i = rcount(&r, addr->nbase * 0.0002); i; i--)
                 row_insert(addr, d, 1 + rbelow(&r, cust->n));
 
         /* Orders of the last twelve days move along their path. */
@@ -2539,6 +2551,21 @@ static void simulate_day(int d) {
                 if (p && !payment_failed(p) && payment_step(p, pay->ver[p - 1]) == 1)
                         row_update(pay, d, p);
         }
+        /* chargebacks: card networks allow disputes long after the sale */
+        for (uint32_t i = rcount(&r, pay->nbase * 0.00004); i; i--) {
+                uint32_t p = row_random(pay, &r);
+                if (p && !payment_failed(p) && payment_step(p, pay->ver[p - 1]) == 1)
+                        row_update(pay, d, p);
+        }
+        /* Customer service on old orders: late returns of a line, address
+         * and note corrections. */
+        for (uint32_t i = rcount(&r, orders->nbase * 0.0001); i; i--)
+                row_update(orders, d, row_random(orders, &r));
+        for (uint32_t i = rcount(&r, items->nbase * 0.00002); i; i--) {
+                uint32_t it = row_random(items, &r);
+                if (it && !V_COUNT(items->ver[it - 1]))
+                        row_update(items, d, it);
+        }
 
         /* Today's orders. */
         /* Today's orders: an established shop, the table holds five years of
@@ -2552,7 +2579,7 @@ static void simulate_day(int d) {
                 row_delete(items, row_random_since(items, recent_items, &r));
 
         /* Stock: counts, restocks, corrections; a few lines dropped. */
-        for (uint32_t i = rcount(&r, inv->nbase * 0.075); i; i--)
+        for (uint32_t i = rcount(&r, inv->nbase * 0.10); i; i--)
                 row_update(inv, d, row_random(inv, &r));
         for (uint32_t i = rcount(&r, inv->nbase * 0.0003); i; i--)
                 row_delete(inv, row_random(inv, &r));
@@ -2621,7 +2648,7 @@ static const char *const DDL[T_COUNT] = {
                           "    sku text NOT NULL,\n    title text NOT NULL,\n    condition text DEFAULT 'NM'::text NOT NULL,\n"
                           "    quantity integer NOT NULL,\n    unit_price numeric(10,2) NOT NULL,\n"
                           "    discount numeric(10,2) DEFAULT 0 NOT NULL,\n    tax numeric(10,2) DEFAULT 0 NOT NULL,\n"
-                          "    line_total numeric(10,2) NOT NULL,\n"
+                          "    line_total numeric(10,2) NOT NULL,\n    returned_qty integer DEFAULT 0 NOT NULL,\n"
                           "    created_at timestamp with time zone DEFAULT now() NOT NULL,\n"
                           "    CONSTRAINT order_items_quantity_check CHECK ((quantity > 0))\n",
         [T_ORDERS] = "    id bigint NOT NULL,\n    customer_id bigint NOT NULL,\n    shipping_address_id bigint,\n"

@@ -407,55 +407,14 @@ static void fill_from_stat(LbNode *n, const struct stat *st) {
         fill_owner(n, st->st_uid, st->st_gid);
 }
 
-/* Turns a finished file builder into its node's content: inline chunk refs,
- * or chunk-list blobs split by the content-defined rule. */
+/* Turns a finished file builder into its node's content. */
 static int finish_file(Archiver *a, FileBuilder *fb) {
-        LbNode *n = &fb->node;
-        uint64_t total = 0;
-        for (size_t i = 0; i < fb->n; i++)
-                total += fb->refs[i].size;
-        n->size = total;
-        if (fb->n <= LB_INLINE_CHUNKS_MAX) {
-                n->content = LB_TAKE_PTR(fb->refs);
-                n->n_content = fb->n;
+        int k = lb_writer_set_content(a->writer, &fb->node, fb->refs, fb->n);
+        if (k == 0) {
+                fb->refs = NULL;
                 fb->n = fb->cap = 0;
-                return 0;
         }
-        LbContentRef *lists = NULL;
-        size_t n_lists = 0, start = 0;
-        _cleanup_buf_ LbBuf enc = {};
-        int k = 0;
-        for (size_t i = 0; i < fb->n && k == 0; i++) {
-                size_t count = i - start + 1;
-                if (i + 1 < fb->n && !lb_chunklist_is_boundary(&fb->refs[i].id, count))
-                        continue;
-                lb_buf_clear(&enc);
-                k = lb_chunklist_encode(fb->refs + start, count, &enc);
-                if (k < 0)
-                        break;
-                LbContentRef ref = {};
-                for (size_t j = start; j <= i; j++)
-                        ref.size += fb->refs[j].size;
-                k = lb_writer_add(a->writer, LB_BLOB_CHUNKLIST, enc.data, enc.len, &ref.id);
-                if (k < 0)
-                        break;
-                LbContentRef *v = realloc(lists, (n_lists + 1) * sizeof *v);
-                if (!v) {
-                        k = -ENOMEM;
-                        break;
-                }
-                lists = v;
-                lists[n_lists++] = ref;
-                start = i + 1;
-        }
-        if (k < 0) {
-                free(lists);
-                return k;
-        }
-        n->indirect = true;
-        n->content = lists;
-        n->n_content = n_lists;
-        return 0;
+        return k;
 }
 
 static void fb_free(FileBuilder *fb) {

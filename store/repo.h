@@ -179,6 +179,10 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
 /* Writes out the open packs and an index file covering everything written. */
 int lb_writer_flush(LbWriter *w) _warn_unused_;
 void lb_writer_stats(LbWriter *w, LbWriterStats *ret);
+/* Sets a file node's size and content from its data chunks in order:
+ * inline up to LB_INLINE_CHUNKS_MAX chunks, else through chunk-list blobs
+ * (stored with w). Takes ownership of refs on success. */
+int lb_writer_set_content(LbWriter *w, LbNode *node, LbContentRef *refs, size_t n) _warn_unused_;
 LbWriter *lb_writer_free(LbWriter *w);   /* does not flush; NULL ok */
 
 /* ---- snapshots ---- */

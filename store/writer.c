@@ -208,3 +208,55 @@ void lb_writer_stats(LbWriter *w, LbWriterStats *ret) {
         *ret = w->stats;
         pthread_mutex_unlock(&w->lock);
 }
+
+int lb_writer_set_content(LbWriter *w, LbNode *node, LbContentRef *refs, size_t n) {
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++)
+                total += refs[i].size;
+        if (n <= LB_INLINE_CHUNKS_MAX) {
+                node->size = total;
+                node->indirect = false;
+                node->content = refs;
+                node->n_content = n;
+                return 0;
+        }
+        /* Long files: chunk-list blobs, cut where lb_chunklist_is_boundary()
+         * says, so an edit changes only the lists around it. */
+        LbContentRef *lists = NULL;
+        size_t n_lists = 0, start = 0;
+        _cleanup_buf_ LbBuf enc = {};
+        int k = 0;
+        for (size_t i = 0; i < n && k == 0; i++) {
+                size_t count = i - start + 1;
+                if (i + 1 < n && !lb_chunklist_is_boundary(&refs[i].id, count))
+                        continue;
+                lb_buf_clear(&enc);
+                k = lb_chunklist_encode(refs + start, count, &enc);
+                if (k < 0)
+                        break;
+                LbContentRef ref = {};
+                for (size_t j = start; j <= i; j++)
+                        ref.size += refs[j].size;
+                k = lb_writer_add(w, LB_BLOB_CHUNKLIST, enc.data, enc.len, &ref.id);
+                if (k < 0)
+                        break;
+                LbContentRef *v = realloc(lists, (n_lists + 1) * sizeof *v);
+                if (!v) {
+                        k = -ENOMEM;
+                        break;
+                }
+                lists = v;
+                lists[n_lists++] = ref;
+                start = i + 1;
+        }
+        if (k < 0) {
+                free(lists);
+                return k;
+        }
+        free(refs);
+        node->size = total;
+        node->indirect = true;
+        node->content = lists;
+        node->n_content = n_lists;
+        return 0;
+}

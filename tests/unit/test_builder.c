@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* The snapshot builder: concurrent producers, implicit parents, checksums,
+ * read back through the walker. */
+#include <pthread.h>
+#include <stdio.h>
+#include <xxhash.h>
+
+#include "store/builder.h"
+#include "store/walk.h"
+#include "tests.h"
+
+static char tmpl[] = "/tmp/lb-test-builder-XXXXXX";
+
+typedef struct Producer {
+        LbBuilder *b;
+        const char *path;
+        uint64_t seed;
+        size_t size;
+        int result;
+} Producer;
+
+static void fill(uint8_t *p, size_t n, uint64_t seed) {
+        for (size_t i = 0; i < n; i++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                /* Text-like bytes so zstd has something to do. */
+                p[i] = (uint8_t) ('a' + (seed >> 60));
+        }
+}
+
+static void *produce(void *userdata) {
+        Producer *pr = userdata;
+        uint8_t *data = malloc(pr->size);
+        fill(data, pr->size, pr->seed);
+        LbBuilderFile *f;
+        pr->result = lb_builder_file_open(pr->b, pr->path, NULL, &f);
+        /* Odd write sizes, so chunk cuts cross write boundaries. */
+        for (size_t off = 0; pr->result == 0 && off < pr->size;) {
+                size_t n = LB_MIN(pr->size - off, (size_t) 7777 + off % 5000);
+                pr->result = lb_builder_file_write(f, data + off, n);
+                off += n;
+        }
+        LbMeta meta[] = { { (char *) "rows", (char *) "42" } };
+        if (pr->result == 0)
+                pr->result = lb_builder_file_close(f, meta, 1);
+        free(data);
+        return NULL;
+}
+
+typedef struct Sink {
+        uint8_t *p;
+        size_t len;
+} Sink;
+
+static int collect(const uint8_t *p, size_t n, uint64_t offset, void *userdata) {
+        Sink *s = userdata;
+        if (offset != s->len)
+                return -EINVAL;
+        s->p = realloc(s->p, s->len + n);
+        memcpy(s->p + s->len, p, n);
+        s->len += n;
+        return 0;
+}
+
+TEST(test_concurrent_files) {
+        char *base = mkdtemp(tmpl);
+        CHECK(base);
+        _cleanup_free_ char *loc = lb_path_join(base, "repo");
+        LbInitOptions o;
+        lb_init_options_default(&o);
+        o.kdf_opslimit = LB_KDF_OPS_INSECURE;
+        o.kdf_memlimit = LB_KDF_MEM_INSECURE;
+        LbRepo *r;
+        CHECK_OK(lb_repo_init(loc, "pw", &o, &r));
+        CHECK_OK(lb_repo_index_update(r));
+        LbBuilder *b;
+        CHECK_OK(lb_builder_new(r, &b));
+        Producer pr[] = {
+                { b, "/shop/data/public.orders", 1, 3u << 20, 0 },
+                { b, "/shop/data/public.customers", 2, 700000, 0 },
+                { b, "/shop/data/public.empty", 3, 0, 0 },
+        };
+        pthread_t t[LB_ARRAY_SIZE(pr)];
+        for (size_t i = 0; i < LB_ARRAY_SIZE(pr); i++)
+                CHECK(pthread_create(&t[i], NULL, produce, &pr[i]) == 0);
+        for (size_t i = 0; i < LB_ARRAY_SIZE(pr); i++) {
+                pthread_join(t[i], NULL);
+                CHECK_OK(pr[i].result);
+        }
+        /* Directory metadata after an implicit creation; a clash. */
+        LbNode dir = { .type = LB_NODE_DIR, .mode = 0700, .mtime_ns = 123 };
+        CHECK_OK(lb_builder_add_node(b, "/shop", &dir));
+        LbNode link = { .type = LB_NODE_SYMLINK, .mode = 0777, .link = (char *) "data/public.orders" };
+        CHECK_OK(lb_builder_add_node(b, "/shop/latest", &link));
+        CHECK(lb_builder_add_node(b, "/shop/latest", &link) == -EEXIST);
+        CHECK(lb_builder_add_node(b, "relative", &link) == -EINVAL);
+        CHECK(lb_builder_add_node(b, "/shop/../x", &link) == -EINVAL);
+        LbBuilderFile *f;
+        CHECK_OK(lb_builder_file_open(b, "/shop/latest/x", NULL, &f));
+        CHECK(lb_builder_file_close(f, NULL, 0) == -ENOTDIR);
+        CHECK_OK(lb_builder_file_open(b, "/dropped", NULL, &f));
+        CHECK_OK(lb_builder_file_write(f, "abc", 3));
+        lb_builder_file_abort(f);
+
+        LbSnapshot tmpl_snap = { .hostname = (char *) "h", .source = (char *) "test" };
+        LbId id;
+        LbSnapshotStats st;
+        CHECK_OK(lb_builder_commit(b, &tmpl_snap, &id, &st));
+        CHECK(st.files == 3);
+        CHECK(st.bytes_read == (3u << 20) + 700000);
+
+        LbSnapshot *s;
+        CHECK_OK(lb_repo_snapshot_load(r, &id, &s));
+        for (size_t i = 0; i < LB_ARRAY_SIZE(pr); i++) {
+                LbNode n;
+                CHECK_OK(lb_snapshot_lookup_path(r, s, pr[i].path, &n));
+                CHECK(n.size == pr[i].size && n.has_xxh3);
+                CHECK(n.n_meta == 1 && strcmp(n.meta[0].key, "rows") == 0 && strcmp(n.meta[0].value, "42") == 0);
+                Sink sink = {};
+                CHECK_OK(lb_content_foreach(r, &n, collect, &sink));
+                uint8_t *want = malloc(pr[i].size + 1);
+                fill(want, pr[i].size, pr[i].seed);
+                CHECK(sink.len == pr[i].size && (pr[i].size == 0 || memcmp(sink.p, want, sink.len) == 0));
+                CHECK(n.xxh3 == XXH3_64bits(want, pr[i].size));
+                free(want);
+                free(sink.p);
+                lb_node_clear(&n);
+        }
+        LbNode n;
+        CHECK_OK(lb_snapshot_lookup_path(r, s, "/shop", &n));
+        CHECK(n.type == LB_NODE_DIR && n.mode == 0700 && n.mtime_ns == 123);
+        lb_node_clear(&n);
+        CHECK_OK(lb_snapshot_lookup_path(r, s, "/shop/latest", &n));
+        CHECK(n.type == LB_NODE_SYMLINK && strcmp(n.link, "data/public.orders") == 0);
+        lb_node_clear(&n);
+        CHECK(lb_snapshot_lookup_path(r, s, "/dropped", &n) == -ENOENT);
+        lb_snapshot_free(s);
+        lb_repo_free(r);
+        _cleanup_free_ char *cmd = lb_strdup_printf("rm -rf '%s'", base);
+        CHECK(system(cmd) == 0);
+}
+
+int main(void) {
+        CHECK_OK(lb_crypto_init());
+        RUN(test_concurrent_files);
+        return 0;
+}
