@@ -139,6 +139,17 @@ static bool version_matches(const char *path, int major) {
 }
 
 int lb_pg_find_program(const char *name, int major, char **ret) {
+        const char *bindir = getenv("LONGBOX_PG_BINDIR");
+        if (bindir && *bindir) {
+                /* An explicit directory is the only place looked at. */
+                _cleanup_free_ char *p = lb_strdup_printf("%s/%s", bindir, name);
+                if (!p)
+                        return -ENOMEM;
+                if (access(p, X_OK) < 0)
+                        return -ENOENT;
+                *ret = LB_TAKE_PTR(p);
+                return 0;
+        }
         _cleanup_free_ char *p = lb_strdup_printf("/usr/lib/postgresql/%d/bin/%s", major, name);
         if (!p)
                 return -ENOMEM;

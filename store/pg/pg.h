@@ -49,8 +49,10 @@ char *lb_pg_qualified(PGconn *c, const char *schema, const char *name);
 int lb_pg_server_major(PGconn *c);
 
 /* Finds a client program (pg_dump, pg_dumpall, psql) of the given major
- * version: /usr/lib/postgresql/<major>/bin/<name>, else one on PATH whose
- * --version matches. -ENOENT when there is none; *ret is allocated. */
+ * version: $LONGBOX_PG_BINDIR/<name> when that variable is set (and
+ * nowhere else), else /usr/lib/postgresql/<major>/bin/<name>, else one on
+ * PATH whose --version matches. -ENOENT when there is none; *ret is
+ * allocated. */
 int lb_pg_find_program(const char *name, int major, char **ret) _warn_unused_;
 
 static inline void lb_pg_finishp(PGconn **c) {
