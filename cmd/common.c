@@ -604,50 +604,7 @@ int cli_parse_int(const char *s, long long min, long long max, long long *ret) {
         return 0;
 }
 
-/* "/a//b/" -> "/a/b"; relative paths are taken from the snapshot root. */
-char *cli_snapshot_path(const char *p) {
-        size_t n = strlen(p);
-        char *out = malloc(n + 2);
-        if (!out)
-                return NULL;
-        size_t j = 0;
-        out[j++] = '/';
-        for (size_t i = 0; i < n; i++) {
-                if (p[i] == '/' && out[j - 1] == '/')
-                        continue;
-                out[j++] = p[i];
-        }
-        if (j > 1 && out[j - 1] == '/')
-                j--;
-        out[j] = 0;
-        return out;
-}
 
-static bool same_content(const LbNode *a, const LbNode *b) {
-        if (a->indirect != b->indirect || a->n_content != b->n_content)
-                return false;
-        for (size_t i = 0; i < a->n_content; i++)
-                if (lb_id_cmp(&a->content[i].id, &b->content[i].id) != 0 || a->content[i].size != b->content[i].size)
-                        return false;
-        return true;
-}
-
-bool cli_node_changed(const LbNode *a, const LbNode *b) {
-        if (a->type != b->type || a->mode != b->mode || a->mtime_ns != b->mtime_ns || a->uid != b->uid ||
-            a->gid != b->gid)
-                return true;
-        switch (a->type) {
-        case LB_NODE_FILE:
-                return a->size != b->size || !same_content(a, b);
-        case LB_NODE_SYMLINK:
-                return !a->link || !b->link || strcmp(a->link, b->link) != 0;
-        case LB_NODE_CHARDEV:
-        case LB_NODE_BLOCKDEV:
-                return a->rdev != b->rdev;
-        default:
-                return false;
-        }
-}
 
 void cli_id_short(const LbId *id, char out[9]) {
         lb_hex_encode(id->b, 4, out);

@@ -150,11 +150,7 @@ int cli_parse_size(const char *s, uint64_t *ret);
 /* Parses a decimal integer in [min, max]. */
 int cli_parse_int(const char *s, long long min, long long max, long long *ret);
 void cli_id_short(const LbId *id, char out[9]);
-/* "/a//b/" -> "/a/b"; relative paths are taken from the snapshot root. NULL on ENOMEM. */
-char *cli_snapshot_path(const char *p);
 
-/* true when b differs from a in type, mode, owner, mtime, size, content ids, link target or device. */
-bool cli_node_changed(const LbNode *a, const LbNode *b);
 
 /* ---- subcommands ---- */
 int cmd_init(int argc, char **argv);

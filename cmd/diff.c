@@ -68,7 +68,7 @@ static int one_side(DiffCtx *d, const LbNode *n, const char *path, char mod) {
 static int diff_trees(DiffCtx *d, const LbId *ta, const LbId *tb, const char *prefix, unsigned depth);
 
 static int diff_nodes(DiffCtx *d, const LbNode *a, const LbNode *b, const char *path, unsigned depth) {
-        if (cli_node_changed(a, b))
+        if (lb_node_changed(a, b))
                 print_change(d, 'M', path);
         bool adir = a->type == LB_NODE_DIR && a->has_subtree, bdir = b->type == LB_NODE_DIR && b->has_subtree;
         if (adir && bdir) {

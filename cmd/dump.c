@@ -42,7 +42,7 @@ int cmd_dump(int argc, char **argv) {
         if (nargs != 2)
                 return cli_usage_error("%s", nargs < 2 ? "give a SNAPSHOT and a PATH" : "too many arguments");
         const char *spec = argv[optind];
-        _cleanup_free_ char *path = cli_snapshot_path(argv[optind + 1]);
+        _cleanup_free_ char *path = lb_snapshot_path_normalize(argv[optind + 1]);
         if (!path)
                 return cli_fail(-ENOMEM, "parse the path");
 

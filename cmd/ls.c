@@ -94,7 +94,7 @@ int cmd_ls(int argc, char **argv) {
         if (nargs > 2)
                 return cli_usage_error("too many arguments: give SNAPSHOT and at most one PATH");
         const char *spec = argv[optind];
-        _cleanup_free_ char *path = cli_snapshot_path(nargs == 2 ? argv[optind + 1] : "/");
+        _cleanup_free_ char *path = lb_snapshot_path_normalize(nargs == 2 ? argv[optind + 1] : "/");
         if (!path)
                 return cli_fail(-ENOMEM, "parse the path");
 

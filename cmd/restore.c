@@ -86,7 +86,7 @@ int cmd_restore(int argc, char **argv) {
 
         /* Every include must name something, or the user mistyped it. */
         for (size_t i = 0; i < n_includes; i++) {
-                _cleanup_free_ char *p = cli_snapshot_path(includes[i]);
+                _cleanup_free_ char *p = lb_snapshot_path_normalize(includes[i]);
                 if (!p)
                         return cli_fail(-ENOMEM, "parse the path");
                 LbNode node = {};

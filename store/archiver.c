@@ -461,28 +461,16 @@ static const LbNode *parent_of(const DirBuilder *d, const char *name) {
         return d->parent ? lb_tree_find(d->parent, name) : NULL;
 }
 
-static bool same_content(const LbNode *x, const LbNode *y) {
-        if (x->size != y->size || x->indirect != y->indirect || x->n_content != y->n_content)
-                return false;
-        for (size_t i = 0; i < x->n_content; i++)
-                if (lb_id_cmp(&x->content[i].id, &y->content[i].id) != 0 || x->content[i].size != y->content[i].size)
-                        return false;
-        return true;
-}
-
 /* Counts a finished node as new, changed or unmodified against its parent. */
 static void classify(Archiver *a, const DirBuilder *d, const LbNode *n) {
         const LbNode *p = parent_of(d, n->name);
-        bool same = p && p->type == n->type && p->mode == n->mode && p->uid == n->uid && p->gid == n->gid &&
-                    p->mtime_ns == n->mtime_ns;
+        bool same = p && !lb_node_changed(p, n);
         LbChangeCounts *c = &a->changes;
         if (n->type == LB_NODE_DIR) {
                 same = same && p->has_subtree && lb_id_cmp(&p->subtree, &n->subtree) == 0;
                 (*(!p ? &c->dirs_new : same ? &c->dirs_unmodified : &c->dirs_changed))++;
-        } else if (n->type == LB_NODE_FILE) {
-                same = same && same_content(p, n);
+        } else if (n->type == LB_NODE_FILE)
                 (*(!p ? &c->files_new : same ? &c->files_unmodified : &c->files_changed))++;
-        }
 }
 
 /* Drains the pipeline, completes the directory's files, and stores its tree. */

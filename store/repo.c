@@ -485,20 +485,25 @@ static int scan_pack(const char *name, uint64_t size, void *ud) {
         return 0;
 }
 
+int lb_repo_put_object(LbRepo *r, LbObjType t, const void *p, size_t n, LbId *ret_id) {
+        LbId id;
+        lb_object_id(p, n, &id);
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&id, hex);
+        int k = r->be->put(r->be, t, hex, p, n);
+        if (k < 0)
+                return k;
+        if (ret_id)
+                *ret_id = id;
+        return 0;
+}
+
 int lb_repo_write_index_file(LbRepo *r, const LbIndexPack *packs, size_t n, LbId *ret_id) {
         _cleanup_buf_ LbBuf b = {};
         int k = lb_indexfile_encode(&r->keys, packs, n, &b);
         if (k < 0)
                 return k;
-        LbId id;
-        lb_object_id(b.data, b.len, &id);
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(&id, hex);
-        k = r->be->put(r->be, LB_OBJ_INDEX, hex, b.data, b.len);
-        if (k < 0)
-                return k;
-        *ret_id = id;
-        return 0;
+        return lb_repo_put_object(r, LB_OBJ_INDEX, b.data, b.len, ret_id);
 }
 
 #define REBUILD_PACKS_PER_FILE 256
@@ -603,22 +608,15 @@ int lb_repo_index_totals(LbRepo *r, uint64_t *ret_blobs, uint64_t *ret_stored) {
 /* ---- snapshots ---- */
 
 int lb_repo_snapshot_save(LbRepo *r, const LbSnapshot *s, LbId *ret_id) {
-        _cleanup_buf_ LbBuf plain = {}, sealed = {};
+        _cleanup_buf_ LbBuf plain = {};
         int k = lb_snapshot_encode(s, &plain);
         if (k < 0)
                 return k;
+        _cleanup_buf_ LbBuf sealed = {};
         k = lb_seal_buf(r->keys.meta_key, LB_SNAPSHOT_AD, plain.data, plain.len, &sealed);
         if (k < 0)
                 return k;
-        LbId id;
-        lb_object_id(sealed.data, sealed.len, &id);
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(&id, hex);
-        k = r->be->put(r->be, LB_OBJ_SNAPSHOT, hex, sealed.data, sealed.len);
-        if (k < 0)
-                return k;
-        *ret_id = id;
-        return 0;
+        return lb_repo_put_object(r, LB_OBJ_SNAPSHOT, sealed.data, sealed.len, ret_id);
 }
 
 int lb_repo_snapshot_load(LbRepo *r, const LbId *id, LbSnapshot **ret) {

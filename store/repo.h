@@ -148,6 +148,9 @@ int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) _warn_unused_;
 
 /* Reads a pack's TOC with two range reads (footer, then TOC); entries checked. */
 int lb_repo_read_pack_toc(LbRepo *r, const char *name, uint64_t size, LbPackEntry **ret, size_t *ret_n) _warn_unused_;
+/* Stores bytes under the BLAKE2b-256 of themselves (packs, index files,
+ * snapshots); *ret_id (may be NULL) gets the name. */
+int lb_repo_put_object(LbRepo *r, LbObjType t, const void *p, size_t n, LbId *ret_id) _warn_unused_;
 /* Seals an index file describing packs and stores it; *ret_id gets its name. */
 int lb_repo_write_index_file(LbRepo *r, const LbIndexPack *packs, size_t n, LbId *ret_id) _warn_unused_;
 

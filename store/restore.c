@@ -33,24 +33,6 @@ static void record(Ctx *c, const char *path, int err, bool damaged) {
                 c->o->warn(c->o->userdata, path, err);
 }
 
-/* "//a/b/" -> "/a/b"; relative paths are taken from the root. */
-static char *normalize(const char *p) {
-        size_t n = strlen(p);
-        char *out = malloc(n + 2);
-        if (!out)
-                return NULL;
-        size_t j = 0;
-        out[j++] = '/';
-        for (size_t i = 0; i < n; i++) {
-                if (p[i] == '/' && out[j - 1] == '/')
-                        continue;
-                out[j++] = p[i];
-        }
-        if (j > 1 && out[j - 1] == '/')
-                j--;
-        out[j] = 0;
-        return out;
-}
 
 /* true when p is a or lies below a. */
 static bool path_under(const char *p, const char *a) {
@@ -324,7 +306,7 @@ int lb_restore_run(LbRepo *r, const LbSnapshot *s, const LbRestoreOptions *o, Lb
                 if (!c.inc)
                         return -ENOMEM;
                 for (; k == 0 && c.n_inc < o->n_includes; c.n_inc++) {
-                        c.inc[c.n_inc] = normalize(o->includes[c.n_inc]);
+                        c.inc[c.n_inc] = lb_snapshot_path_normalize(o->includes[c.n_inc]);
                         if (!c.inc[c.n_inc])
                                 k = -ENOMEM;
                 }

@@ -624,3 +624,29 @@ bool lb_chunklist_is_boundary(const LbId *chunk_id, size_t entries_in_current_li
                 return false;
         return (lb_get_le16(chunk_id->b) & CHUNKLIST_SPLIT_MASK) == 0;
 }
+
+static bool same_content(const LbNode *a, const LbNode *b) {
+        if (a->indirect != b->indirect || a->n_content != b->n_content)
+                return false;
+        for (size_t i = 0; i < a->n_content; i++)
+                if (memcmp(a->content[i].id.b, b->content[i].id.b, LB_ID_SIZE) != 0 || a->content[i].size != b->content[i].size)
+                        return false;
+        return true;
+}
+
+bool lb_node_changed(const LbNode *a, const LbNode *b) {
+        if (a->type != b->type || a->mode != b->mode || a->mtime_ns != b->mtime_ns || a->uid != b->uid ||
+            a->gid != b->gid)
+                return true;
+        switch (a->type) {
+        case LB_NODE_FILE:
+                return a->size != b->size || !same_content(a, b);
+        case LB_NODE_SYMLINK:
+                return !a->link || !b->link || strcmp(a->link, b->link) != 0;
+        case LB_NODE_CHARDEV:
+        case LB_NODE_BLOCKDEV:
+                return a->rdev != b->rdev;
+        default:
+                return false;
+        }
+}

@@ -97,6 +97,10 @@ int lb_tree_encode(const LbTree *t, LbBuf *out) _warn_unused_;
 /* Decodes untrusted bytes; -EBADMSG on any malformation (including unsorted
  * or duplicate names), -EPROTONOSUPPORT on an unknown critical tag. */
 int lb_tree_decode(const uint8_t *p, size_t n, LbTree **ret) _warn_unused_;
+/* True when two nodes differ in type, mode, owner, mtime, or in what they
+ * hold (file content, symlink target, device number). A directory's
+ * subtree is not compared. */
+bool lb_node_changed(const LbNode *a, const LbNode *b);
 /* Returns the node named name, or NULL. Binary search; borrowed from t. */
 const LbNode *lb_tree_find(const LbTree *t, const char *name);
 

@@ -64,6 +64,24 @@ int lb_node_copy(const LbNode *src, LbNode *ret) {
 
 /* Names that must never appear in a tree read back: they would escape the
  * directory they are restored into. */
+char *lb_snapshot_path_normalize(const char *p) {
+        size_t n = strlen(p);
+        char *out = malloc(n + 2);
+        if (!out)
+                return NULL;
+        size_t j = 0;
+        out[j++] = '/';
+        for (size_t i = 0; i < n; i++) {
+                if (p[i] == '/' && out[j - 1] == '/')
+                        continue;
+                out[j++] = p[i];
+        }
+        if (j > 1 && out[j - 1] == '/')
+                j--;
+        out[j] = 0;
+        return out;
+}
+
 static bool name_is_safe(const char *name) {
         return name[0] != 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
 }

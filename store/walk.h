@@ -17,6 +17,10 @@
  * authenticated, but a limit keeps recursion bounded whatever they say. */
 #define LB_WALK_DEPTH_MAX 1024
 
+/* "/a//b/" -> "/a/b"; a relative path is taken from the snapshot root.
+ * NULL on ENOMEM. */
+char *lb_snapshot_path_normalize(const char *p);
+
 /* Deep copy of a node into *ret (which the caller clears with lb_node_clear). */
 int lb_node_copy(const LbNode *src, LbNode *ret) _warn_unused_;
 

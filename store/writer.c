@@ -83,10 +83,7 @@ static int store_pack(LbWriter *w, LbPackWriter *pw) {
         if (k < 0)
                 return k;
         p.pack_size = bytes.len;
-        lb_object_id(bytes.data, bytes.len, &p.pack_id);
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(&p.pack_id, hex);
-        k = w->repo->be->put(w->repo->be, LB_OBJ_PACK, hex, bytes.data, bytes.len);
+        k = lb_repo_put_object(w->repo, LB_OBJ_PACK, bytes.data, bytes.len, &p.pack_id);
         if (k < 0) {
                 free(p.entries);
                 return k;
