@@ -13,27 +13,47 @@
  * Model. Day 0 is the base, about N MB. Each later day applies one business
  * day to the previous day's state, cumulatively and deterministically from
  * the seed (day D is day D-1 plus day D's changes; generating day D
- * simulates days 1..D, which is cheap): about 1% of the rows change, spread
- * over the tables:
- *   inventory    ~5% of rows updated (restocks, sales), a few deleted
- *   orders       new orders; recent orders walk pending -> paid -> ... ->
- *                delivered (or cancelled / refunded) over a few days
- *   order_items  inserted with their order; rare deletes
- *   payments     inserted with their order, captured the next days, refunds
- *   customers    logins / loyalty points of buyers, profile edits, sign-ups,
- *                rare deletes
- *   addresses    new, edited, deleted
- *   issues       new releases (many on Wednesdays), status changes
- *   series       a few new series and status changes
- *   event_log    append-heavy; rows older than 180 days are purged daily
+ * simulates days 1..D, which is cheap).
+ *
+ * Rows are as wide as a real shop's (~300 bytes on average): customers carry
+ * a password hash, preferences (jsonb, with the pull list) and staff notes;
+ * issues (the catalogue) the solicitation text, six creators, codes;
+ * orders a copy of the shipping address, tracking number, client address
+ * and browser; event_log a request id, the browser and a jsonb payload.
+ * Most of the dump is data that rarely changes: a year of event log (~40%),
+ * five years of orders with their lines and payments (~32%), the catalogue
+ * (~23%); customers are ~5%, the stock table ~2%.
+ *
+ * A day changes about 0.9% of the rows (Wednesday, new comic book day,
+ * more), mostly in a few places:
+ *   inventory    ~15% of the stock lines (sales, restocks, reservations,
+ *                cycle counts): one change per kB of the table
+ *   event_log    the day's events appended, the oldest day purged (1 year)
+ *   orders       new orders with lines and payments; recent orders walk
+ *                pending -> paid -> ... -> delivered over a few days,
+ *                payments are captured, refunded within 60 days
+ *   issues       new releases entered on Mondays, released on Wednesdays
+ *   customers    buyers' loyalty points and last login, a few edits
+ * and sparsely everywhere else, as in a production database:
+ *   issues       0.08% of the back catalogue (prices, sold-out flags)
+ *   orders       0.02% (customer service: corrections, late changes),
+ *                0.006% of the lines returned, 0.004% of the payments
+ *                disputed
+ *   addresses    moves, new and deleted addresses (~0.05%)
+ *   erasure      0.005% of the customers a day ask to be forgotten: the
+ *                account is anonymised, its addresses deleted, its orders
+ *                and events (wherever they are) stripped of personal data
  *
  * --order pk writes every table sorted by primary key (like a dump of
  * clustered tables). --order physical (the default, as pg_dump does) writes
- * the heap order: tables are modelled as slots in 64-slot pages; an updated
- * row becomes a new tuple in a free slot of its own page (HOT) or in the
- * first free slot of the table, else at the end; the old slot and deleted
- * rows' slots become reusable after the night's VACUUM, so new rows land
- * mid-table. Day 0 is freshly loaded: its heap order is the pk order.
+ * the heap order: tables are modelled as slots in 8 kB pages (as many as
+ * the table's rows fit); an updated row becomes a new tuple in a free slot
+ * of its own page (HOT) or in the first free slot of the table, else at
+ * the end; the old slot and deleted rows' slots become reusable after the
+ * night's VACUUM, so new rows land mid-table. Day 0 is years into
+ * production, not freshly loaded: its heap is in pk order, but tables that
+ * see updates carry 10-20% free slots scattered over their pages (what past
+ * updates left), and last night's VACUUM freed the rows purged yesterday.
  *
  * State is compact: a row's content is a pure function of (seed, table, pk,
  * update count, day of last change) plus, for rows inserted after day 0,
@@ -582,10 +602,11 @@ enum {
 };
 
 /* Version word of a row: bit 31 deleted; bits 16..30 simulation day of the
- * last change (insert or update; 0 for untouched base rows); bits 0..15
- * number of updates. */
+ * last change (insert or update; 0 for untouched base rows); bit 15 erased
+ * (personal data removed on request); bits 0..14 number of updates. */
 #define V_DEAD 0x80000000u
-#define V_COUNT(v) ((v) & 0xffffu)
+#define V_ERASED 0x8000u
+#define V_COUNT(v) ((v) & 0x7fffu)
 #define V_DAY(v) ((int32_t) (((v) >> 16) & 0x7fffu))
 
 /* A heap page is one 64-bit word of the free map; a table uses the first
@@ -607,7 +628,7 @@ typedef struct Table {
         uint32_t *heap;      /* [slot]: pk, 0 = free */
         uint64_t *freemap;   /* bit set: slot free and vacuumed */
         uint32_t spp;        /* tuples per 8 kB page (at most SLOTS_PER_PAGE) */
-        uint32_t bloat;      /* free slots left on day 0, per mille of the heap */
+        uint32_t bloat;      /* free slots on day 0, per 100000 slots of the heap */
         uint32_t nslots, slotcap, cursor;
         uint32_t *dead;      /* slots freed today, reusable after VACUUM */
         uint32_t ndead, deadcap;
@@ -618,31 +639,31 @@ typedef struct Table {
 static Table g_t[T_COUNT] = {
         [T_ADDRESSES] = { .name = "addresses",
                 .cols = "id, customer_id, kind, recipient, company, line1, line2, city, region, postal_code, country, latitude, longitude, phone, delivery_instructions, is_default, created_at, updated_at",
-                .span = 1900, .spp = 38, .bloat = 60 },
+                .span = 1900, .spp = 38, .bloat = 10000 },
         [T_CUSTOMERS] = { .name = "customers",
                 .cols = "id, username, first_name, last_name, email, password_hash, phone, birth_date, created_at, last_login_at, loyalty_points, order_count, lifetime_spend, status, marketing_opt_in, favorite_publisher, preferences, notes, updated_at",
-                .span = 1900, .spp = 16, .bloat = 100 },
+                .span = 1900, .spp = 16, .bloat = 15000 },
         [T_EVENT_LOG] = { .name = "event_log",
                 .cols = "id, occurred_at, customer_id, session_id, request_id, kind, entity, entity_id, ip, user_agent, payload",
-                .span = 180, .spp = 21, .bloat = 0 },
+                .span = 365, .spp = 21, .bloat = 0 },
         [T_INVENTORY] = { .name = "inventory",
                 .cols = "id, issue_id, sku, location, condition, qty_on_hand, qty_reserved, reorder_level, unit_cost, supplier, bin, last_counted_at, updated_at",
-                .span = 1950, .spp = 53, .bloat = 150 },
+                .span = 1950, .spp = 53, .bloat = 20000 },
         [T_ISSUES] = { .name = "issues",
                 .cols = "id, series_id, issue_number, variant, title, cover_date, release_date, foc_date, cover_price, upc, isbn, order_code, writer, artist, colorist, letterer, cover_artist, editor, page_count, format, age_rating, weight_grams, status, description, variant_description, updated_at",
-                .span = 1950, .spp = 10, .bloat = 50 },
+                .span = 1950, .spp = 10, .bloat = 20000 },
         [T_ORDER_ITEMS] = { .name = "order_items",
                 .cols = "id, order_id, issue_id, sku, title, condition, quantity, unit_price, discount, tax, line_total, returned_qty, created_at",
-                .span = 1800, .spp = 59, .bloat = 0 },
+                .span = 1800, .spp = 59, .bloat = 10 },
         [T_ORDERS] = { .name = "orders",
                 .cols = "id, customer_id, shipping_address_id, status, placed_at, updated_at, item_count, subtotal, tax, shipping_fee, total, currency, channel, coupon_code, customer_email, ship_name, ship_line1, ship_line2, ship_city, ship_region, ship_postal_code, ship_country, shipping_method, tracking_number, client_ip, user_agent, notes",
-                .span = 1800, .spp = 23, .bloat = 100 },
+                .span = 1800, .spp = 23, .bloat = 15000 },
         [T_PAYMENTS] = { .name = "payments",
                 .cols = "id, order_id, provider, provider_ref, amount, currency, status, card_brand, card_last4, card_exp, created_at, captured_at, failure_reason, metadata",
-                .span = 1800, .spp = 32, .bloat = 60 },
+                .span = 1800, .spp = 32, .bloat = 15000 },
         [T_SERIES] = { .name = "series",
                 .cols = "id, publisher, title, volume, start_year, end_year, status, age_rating, genre, description, created_at, updated_at",
-                .span = 1950, .spp = 21, .bloat = 50 },
+                .span = 1950, .spp = 21, .bloat = 5000 },
 };
 
 static bool g_physical = true;
@@ -757,13 +778,15 @@ static uint32_t row_insert(Table *t, int d, uint64_t xref) {
         return pk;
 }
 
-static void row_update(Table *t, int d, uint32_t pk) {
+/* An update: a new version of the row, with the count bumped by inc and
+ * flags set. */
+static void row_touch(Table *t, int d, uint32_t pk, uint32_t inc, uint32_t flags) {
         if (!row_alive(t, pk))
                 return;
         uint32_t v = t->ver[pk - 1], c = V_COUNT(v);
-        if (c < 0xffff)
-                c++;
-        t->ver[pk - 1] = (uint32_t) d << 16 | c;
+        if (c < 0x7fff)
+                c += inc;
+        t->ver[pk - 1] = (uint32_t) d << 16 | (v & V_ERASED) | flags | c;
         if (g_physical) {
                 /* MVCC: the new version goes to free space on the same page
                  * (a HOT update) if there is any, else where an insert would. */
@@ -776,6 +799,17 @@ static void row_update(Table *t, int d, uint32_t pk) {
                 heap_place(t, pk, s);
         }
         t->upd++;
+}
+
+static void row_update(Table *t, int d, uint32_t pk) {
+        row_touch(t, d, pk, 1, 0);
+}
+
+/* Personal data removed (a right-to-erasure request): the row stays, the
+ * foreign keys to it too. */
+static void row_erase(Table *t, int d, uint32_t pk) {
+        if (row_alive(t, pk) && !(t->ver[pk - 1] & V_ERASED))
+                row_touch(t, d, pk, 0, V_ERASED);
 }
 
 static void row_delete(Table *t, uint32_t pk) {
@@ -1434,6 +1468,7 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         Rng e = rng3(T_CUSTOMERS, pk, 0x10000 + cnt / 16); /* email, phone, password change rarely */
         Rng p = rng3(T_CUSTOMERS, pk, 0x20000 + cnt / 6);  /* preferences, pull list */
         int64_t c = created_at(t, pk);
+        char *start = o;
         o = put_u(o, pk);
         TAB(o);
         /* user name */
@@ -1480,7 +1515,8 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_u(o, orders);
         TAB(o);
-        o = put_money(o, (int64_t) orders * (1500 + rbelow(&r, 4000)) + rbelow(&m, 2000));
+        int64_t spend = (int64_t) orders * (1500 + rbelow(&r, 4000)) + rbelow(&m, 2000);
+        o = put_money(o, spend);
         TAB(o);
         uint32_t st = rbelow(&m, 1000);
         o = st < 970 ? PUTS(o, "active") : st < 995 ? PUTS(o, "inactive") : PUTS(o, "suspended");
@@ -1509,11 +1545,11 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         o = PUTS(o, ", \"notify_foc\": ");
         o = rbelow(&p, 100) < 30 ? PUTS(o, "true") : PUTS(o, "false");
         o = PUTS(o, ", \"favorite_genres\": [");
-        for (uint32_t i = 0, n = rbelow(&p, 4); i < n; i++) {
+        for (uint32_t i = 0, n = rbelow(&p, 4), g = rbelow(&p, L_GENRE.n); i < n; i++) {
                 if (i)
                         o = PUTS(o, ", ");
                 *o++ = '"';
-                o = put_pick(o, &L_GENRE, &p);
+                o = put_str(o, L_GENRE.v[(g + 7 * i) % L_GENRE.n]); /* distinct */
                 *o++ = '"';
         }
         o = PUTS(o, "], \"preferred_store\": \"");
@@ -1538,6 +1574,25 @@ static char *row_customers(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = cnt ? put_ts(o, login, rbelow(&m, 1000000)) : put_ts(o, c, cusec);
         *o++ = '\n';
+        if (!(ver & V_ERASED))
+                return o;
+        /* erased on request: the account stays for the orders' sake */
+        Rng x = rng3(T_CUSTOMERS, pk, 0x30000);
+        o = start;
+        o = put_u(o, pk);
+        o = PUTS(o, "\terased_");
+        o = put_u(o, pk);
+        o = PUTS(o, "\tErased\tCustomer\terased-");
+        o = put_u(o, pk);
+        o = PUTS(o, "@example.invalid\t!\t\\N\t\\N\t");
+        o = put_ts(o, c, cusec);
+        o = PUTS(o, "\t\\N\t0\t");
+        o = put_u(o, orders);
+        TAB(o);
+        o = put_money(o, spend);
+        o = PUTS(o, "\terased\tf\t\\N\t{}\t\\N\t");
+        o = put_ts(o, change_time(V_DAY(ver), &x), rbelow(&x, 1000000));
+        *o++ = '\n';
         return o;
 }
 
@@ -1554,26 +1609,37 @@ static const char *const VIEWPORTS[] = { "390x844", "393x873", "414x896", "360x8
                                          "1440x900", "1366x768", "2560x1440", "820x1180" };
 static const char *const STAFF[] = { "pos-1", "pos-2", "pos-3", "buyer", "warehouse", "owner" };
 
-static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
+/* The session of an event and its customer (0: not logged in); the session
+ * stream s continues with the session's address and browser. */
+static uint32_t event_session(uint32_t pk, Rng *s, uint64_t *sid, uint32_t *xr) {
         const Table *t = &g_t[T_EVENT_LOG];
-        (void) ver;
-        Rng r = rng3(T_EVENT_LOG, pk, IMM);
         /* a session spans a run of consecutive events */
         uint32_t sess = pk / 6 + (pk % 6 > (uint32_t) (hash3(T_EVENT_LOG, pk / 6, 9) % 6));
-        uint32_t xr = pk > t->nbase ? XREF_A(xref_get(t, pk)) : 0;
-        if (xr & XREF_EV_ORDER)
-                sess = 0x80000000u | xr;
-        Rng s = rng3(T_EVENT_LOG, sess, 7);
-        uint64_t sid = rnext(&s);
+        *xr = pk > t->nbase ? XREF_A(xref_get(t, pk)) : 0;
+        if (*xr & XREF_EV_ORDER)
+                sess = 0x80000000u | *xr;
+        *s = rng3(T_EVENT_LOG, sess, 7);
+        *sid = rnext(s);
         /* Random references go to rows of day 0 only: a row's content must
          * not depend on the state at dump time. */
+        uint32_t cust = rbelow(s, 100) < 35 ? 0 : 1 + rbelow(s, g_t[T_CUSTOMERS].nbase);
+        if (*xr & XREF_EV_ORDER)
+                cust = order_customer(*xr & ~XREF_EV_ORDER);
+        return cust;
+}
+
+static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
+        const Table *t = &g_t[T_EVENT_LOG];
+        bool erased = ver & V_ERASED;
+        Rng r = rng3(T_EVENT_LOG, pk, IMM), s;
+        uint64_t sid;
+        uint32_t xr;
         uint32_t ncust = g_t[T_CUSTOMERS].nbase;
-        uint32_t cust = rbelow(&s, 100) < 35 ? 0 : 1 + rbelow(&s, ncust);
+        uint32_t cust = event_session(pk, &s, &sid, &xr);
         uint32_t kind = 0, entity_id = 0;
         if (xr & XREF_EV_ORDER) {
                 kind = EV_ORDER_PLACED;
                 entity_id = xr & ~XREF_EV_ORDER;
-                cust = order_customer(entity_id);
         } else {
                 uint32_t w = rbelow(&r, 100);
                 while (w >= EV_WEIGHTS[kind]) {
@@ -1592,9 +1658,10 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
         TAB(o);
         o = put_ts(o, when, rbelow(&r, 1000000));
         TAB(o);
-        o = cust ? put_u(o, cust) : PUT_NULL(o);
+        /* erased: the customer, the session and the address are removed */
+        o = cust && !erased ? put_u(o, cust) : PUT_NULL(o);
         TAB(o);
-        o = put_hex(o, sid, 16);
+        o = erased ? PUT_NULL(o) : put_hex(o, sid, 16);
         TAB(o);
         o = put_uuid(o, &r);
         TAB(o);
@@ -1629,8 +1696,9 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
                 break;
         }
         TAB(o);
-        o = entity_id ? put_u(o, entity_id) : PUT_NULL(o);
+        o = entity_id && !(erased && (kind == EV_LOGIN || kind == EV_LOGOUT)) ? put_u(o, entity_id) : PUT_NULL(o);
         TAB(o);
+        char *f = o;
         uint64_t ip = rnext(&s);
         o = put_u(o, 24 + ip % 200);
         *o++ = '.';
@@ -1639,12 +1707,17 @@ static char *row_event_log(char *o, uint32_t pk, uint32_t ver) {
         o = put_u(o, (ip >> 16) & 255);
         *o++ = '.';
         o = put_u(o, 1 + (ip >> 24) % 254);
+        if (erased)
+                o = PUT_NULL(f);
         TAB(o);
         bool backoffice = kind == EV_INVENTORY || kind == EV_PRICE;
+        f = o;
         if (backoffice)
                 o = PUT_NULL(o);
         else
                 o = put_pick(o, &L_UA, &s);
+        if (erased)
+                o = PUT_NULL(f);
         TAB(o);
         const char *vp = VIEWPORTS[rbelow(&s, ARRAY_SIZE(VIEWPORTS))];
         Str loc = L_LOCALE.v[rbelow(&s, L_LOCALE.n)];
@@ -2055,13 +2128,14 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
         uint32_t step = order_step(pk, ver, &len);
         int64_t placed = created_at(t, pk);
         bool ship = mo.channel != 1;
+        bool erased = ver & V_ERASED; /* the customer's personal data removed */
 
         o = put_u(o, pk);
         TAB(o);
         o = put_u(o, cust);
         TAB(o);
         uint32_t addr = customer_address(cust);
-        o = ship ? put_u(o, addr) : PUT_NULL(o);
+        o = ship && !erased ? put_u(o, addr) : PUT_NULL(o);
         TAB(o);
         const char *st = ORDER_STATUS[path[step]];
         o = put(o, st, strlen(st));
@@ -2102,15 +2176,36 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
         else
                 o = PUT_NULL(o);
         TAB(o);
-        Rng ce = rng3(T_CUSTOMERS, cust, 0x10000);
-        o = put_person(o, cust, true, &ce);
+        if (erased) {
+                o = PUTS(o, "erased-");
+                o = put_u(o, cust);
+                o = PUTS(o, "@example.invalid");
+        } else {
+                Rng ce = rng3(T_CUSTOMERS, cust, 0x10000);
+                o = put_person(o, cust, true, &ce);
+        }
         TAB(o);
         /* the shipping address as it was when the order was placed */
         if (ship) {
                 Rng ar = rng3(T_ADDRESSES, addr, 0);
-                o = put_person(o, cust, false, &ar);
-                TAB(o);
-                o = put_address_body(o, &ar, NULL);
+                if (erased) { /* only what the tax records need */
+                        char body[256], *b = body, *e = put_address_body(body, &ar, NULL);
+                        o = PUTS(o, "\\N\t\\N\t\\N\t");
+                        for (int fld = 0; fld < 6; fld++) {
+                                char *end = memchr(b, '\t', (size_t) (e - b));
+                                if (!end)
+                                        end = e;
+                                if (fld >= 2)
+                                        o = fld == 4 ? PUT_NULL(o) : put(o, b, (size_t) (end - b));
+                                if (fld >= 2 && fld < 5)
+                                        TAB(o);
+                                b = end + 1;
+                        }
+                } else {
+                        o = put_person(o, cust, false, &ar);
+                        TAB(o);
+                        o = put_address_body(o, &ar, NULL);
+                }
                 TAB(o);
                 o = put_pick(o, &L_SHIPPING, &r);
         } else
@@ -2129,7 +2224,7 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
         } else
                 o = PUT_NULL(o);
         TAB(o);
-        if (mo.channel == 1)
+        if (mo.channel == 1 || erased)
                 o = PUTS(o, "\\N\t\\N");
         else {
                 uint64_t ip = rnext(&r);
@@ -2144,7 +2239,7 @@ static char *row_orders(char *o, uint32_t pk, uint32_t ver) {
                 o = mo.channel == 3 ? PUT_NULL(o) : put_pick(o, &L_UA, &r);
         }
         TAB(o);
-        if (rbelow(&r, 100) < 6)
+        if (rbelow(&r, 100) < 6 && !erased)
                 o = put_pick(o, &L_NOTE, &r);
         else
                 o = PUT_NULL(o);
@@ -2328,10 +2423,10 @@ typedef struct Sizing {
 } Sizing;
 
 static const Sizing SIZING[] = {
-        { T_CUSTOMERS, 0.13, 481.0 + 1.44 * 182.3 },                   /* with addresses */
-        { T_EVENT_LOG, 0.27, 356.5 },
-        { T_ISSUES, 0.27, 745.5 + 0.81 * 125.8 + 350.5 / 24.0 },       /* with inventory, series */
-        { T_ORDERS, 0.33, 323.4 + 225.4 + 2.42 * 110.1 },              /* with payment, items */
+        { T_CUSTOMERS, 0.055, 482.6 + 1.434 * 181.3 },                 /* with addresses */
+        { T_EVENT_LOG, 0.40, 357.8 },
+        { T_ISSUES, 0.23, 747.0 + 0.418 * 127.1 + 349.9 / 24.0 },      /* with inventory, series */
+        { T_ORDERS, 0.315, 322.9 + 225.6 + 2.42 * 112.9 },             /* with payment, items */
 };
 #define SERIES_PER_ISSUE (1.0 / 24.0)
 
@@ -2348,7 +2443,7 @@ static void base_init(uint64_t size_mb) {
         static const uint8_t ITEM_W[] = { 40, 24, 14, 9, 6, 4, 2, 1 };
         /* Stock lines (0..3 per issue): most of the back catalogue is no
          * longer stocked, the last fifth (the last year) mostly is. */
-        static const uint8_t INV_OLD_W[] = { 68, 26, 5, 1 }, INV_NEW_W[] = { 5, 55, 32, 8 };
+        static const uint8_t INV_OLD_W[] = { 82, 15, 2, 1 }, INV_NEW_W[] = { 15, 55, 24, 6 };
         uint32_t nc = g_t[T_CUSTOMERS].nbase, no = g_t[T_ORDERS].nbase, ni = g_t[T_ISSUES].nbase;
         g_cust_addr = make_children(&r, nc, 1, ADDR_W, ADDR_W, nc + 1, sizeof ADDR_W);
         g_order_items = make_children(&r, no, 1, ITEM_W, ITEM_W, no + 1, sizeof ITEM_W);
@@ -2369,8 +2464,13 @@ static void base_init(uint64_t size_mb) {
                          * tables that see updates carry the free space their
                          * past updates left, scattered over the heap. */
                         Rng b = rng3(0xb10a7, (uint64_t) i, 0);
+                        /* last night's VACUUM freed the rows purged yesterday */
+                        for (uint32_t k = i == T_EVENT_LOG ? t->nbase / (uint32_t) t->span : 0; k; k--) {
+                                uint32_t s = heap_append(t);
+                                t->freemap[s / 64] |= 1ull << (s % 64);
+                        }
                         for (uint32_t pk = 1; pk <= t->nbase; pk++) {
-                                while (rbelow(&b, 1000) < t->bloat) {
+                                while (rbelow(&b, 100000) < t->bloat) {
                                         uint32_t s = heap_append(t);
                                         t->freemap[s / 64] |= 1ull << (s % 64);
                                 }
@@ -2397,6 +2497,63 @@ static void new_event(int d, uint32_t xref) {
         row_insert(&g_t[T_EVENT_LOG], d, xref);
 }
 
+static bool in_set(const uint32_t *v, uint32_t n, uint32_t x) {
+        for (uint32_t i = 0; i < n; i++)
+                if (v[i] == x)
+                        return true;
+        return false;
+}
+
+/* Customer of every order and event, computed once (rows never change
+ * customer), for the erasure scans. */
+static uint32_t *g_order_cust, *g_event_cust;
+static uint32_t g_order_cust_n, g_event_cust_n;
+
+static void customer_cache(void) {
+        const Table *o = &g_t[T_ORDERS], *ev = &g_t[T_EVENT_LOG];
+        if (g_order_cust_n < o->n) {
+                g_order_cust = xrealloc(g_order_cust, (size_t) o->cap * sizeof *g_order_cust);
+                for (uint32_t pk = g_order_cust_n + 1; pk <= o->n; pk++)
+                        g_order_cust[pk - 1] = order_customer(pk);
+                g_order_cust_n = o->n;
+        }
+        if (g_event_cust_n < ev->n) {
+                g_event_cust = xrealloc(g_event_cust, (size_t) ev->cap * sizeof *g_event_cust);
+                for (uint32_t pk = g_event_cust_n + 1; pk <= ev->n; pk++) {
+                        Rng s;
+                        uint64_t sid;
+                        uint32_t xr;
+                        g_event_cust[pk - 1] = event_session(pk, &s, &sid, &xr);
+                }
+                g_event_cust_n = ev->n;
+        }
+}
+
+static void erase_customers(int d, const uint32_t *c, uint32_t n) {
+        Table *cust = &g_t[T_CUSTOMERS], *addr = &g_t[T_ADDRESSES], *orders = &g_t[T_ORDERS];
+        Table *ev = &g_t[T_EVENT_LOG];
+        for (uint32_t i = 0; i < n; i++) {
+                row_erase(cust, d, c[i]);
+                uint32_t first, k;
+                if (c[i] <= cust->nbase)
+                        first = g_cust_addr[c[i]], k = g_cust_addr[c[i] + 1] - first;
+                else
+                        first = XREF_FIRST(xref_get(cust, c[i])), k = XREF_N(xref_get(cust, c[i]));
+                for (uint32_t a = first; a < first + k; a++)
+                        row_delete(addr, a);
+        }
+        for (uint32_t a = addr->nbase + 1; a <= addr->n; a++)
+                if (row_alive(addr, a) && in_set(c, n, address_customer(a)))
+                        row_delete(addr, a);
+        customer_cache();
+        for (uint32_t o = 1; o <= orders->n; o++)
+                if (in_set(c, n, g_order_cust[o - 1]))
+                        row_erase(orders, d, o);
+        for (uint32_t e = 1; e <= ev->n; e++)
+                if (in_set(c, n, g_event_cust[e - 1]))
+                        row_erase(ev, d, e);
+}
+
 static uint32_t *g_day_orders;
 static size_t g_day_orders_n, g_day_orders_cap;
 
@@ -2408,7 +2565,9 @@ static void new_order(int d, Rng *r) {
                 new_customer(d, r, &c, &addr);
         else {
                 c = row_random(cust, r);
-                if (!c)
+                if (c && (cust->ver[c - 1] & V_ERASED))
+                        c = row_random(cust, r);
+                if (!c || (cust->ver[c - 1] & V_ERASED))
                         return;
                 row_update(cust, d, c); /* last login, loyalty points */
         }
@@ -2464,7 +2623,7 @@ static void simulate_day(int d) {
         Rng r = rng3(0xda7, (uint64_t) d, 0);
         int32_t today = g_day0 + d;
         int wd = weekday(today);
-        static const double ORDER_WF[7] = { 0.9, 0.9, 1.5, 1.0, 1.0, 1.2, 0.8 };
+        static const double ORDER_WF[7] = { 0.9, 0.9, 1.3, 1.0, 1.0, 1.2, 0.8 };
         const double wf = ORDER_WF[wd];
 
         for (int i = 0; i < T_COUNT; i++) {
@@ -2486,7 +2645,7 @@ static void simulate_day(int d) {
         uint32_t nseries = rcount(&r, series->nbase * (wd == 0 ? 0.004 : 0.0002));
         for (uint32_t i = 0; i < nseries; i++)
                 row_insert(series, d, 0);
-        uint32_t nissue = rcount(&r, issues->nbase * (wd == 0 ? 0.006 : 0.0003));
+        uint32_t nissue = rcount(&r, issues->nbase * (wd == 0 ? 0.0035 : 0.0003));
         for (uint32_t i = 0; i < nissue; i++) {
                 uint32_t s = series->n - (uint32_t) (series->n * runit(&r) * runit(&r) * runit(&r));
                 uint32_t k = 1 + (rbelow(&r, 100) < 45) + (rbelow(&r, 100) < 10);
@@ -2506,7 +2665,7 @@ static void simulate_day(int d) {
         uint32_t recent_issues = first_pk_since(issues, today - 90);
         for (uint32_t i = rcount(&r, issues->nbase * 0.0010); i; i--)
                 row_update(issues, d, row_random_since(issues, recent_issues, &r));
-        for (uint32_t i = rcount(&r, issues->nbase * 0.0003); i; i--)
+        for (uint32_t i = rcount(&r, issues->nbase * 0.0008); i; i--)
                 row_update(issues, d, row_random(issues, &r));
 
         /* Customers and addresses outside of orders. */
@@ -2515,15 +2674,30 @@ static void simulate_day(int d) {
                 new_customer(d, &r, &c, &a);
         }
         /* logins (last_login_at), profile and pull-list edits */
-        for (uint32_t i = rcount(&r, cust->nbase * 0.0005); i; i--)
-                row_update(cust, d, row_random(cust, &r));
-        for (uint32_t i = rcount(&r, cust->nbase * 0.00005); i; i--)
-                row_delete(cust, row_random(cust, &r));
+        for (uint32_t i = rcount(&r, cust->nbase * 0.0003); i; i--) {
+                uint32_t c = row_random(cust, &r);
+                if (c && !(cust->ver[c - 1] & V_ERASED))
+                        row_update(cust, d, c);
+        }
+        /* Right-to-erasure requests: the account is anonymised (orders
+         * keep their foreign key), its addresses deleted, its orders and
+         * events stripped of personal data, wherever they are. */
+        uint32_t erase[16], nerase = 0;
+        for (uint32_t i = rcount(&r, cust->nbase * 0.00005); i && nerase < ARRAY_SIZE(erase); i--) {
+                uint32_t c = row_random(cust, &r);
+                if (c && !(cust->ver[c - 1] & V_ERASED))
+                        erase[nerase++] = c;
+        }
+        if (nerase)
+                erase_customers(d, erase, nerase);
         /* moves and corrections: a few percent of the addresses a year */
         for (uint32_t i = rcount(&r, addr->nbase * 0.0003); i; i--)
                 row_update(addr, d, row_random(addr, &r));
-        for (uint32_t i = rcount(&r, addr->nbase * 0.0001); i; i--)
-                row_delete(addr, row_random(addr, &r));
+        for (uint32_t i = rcount(&r, addr->nbase * 0.0001); i; i--) {
+                uint32_t a = row_random(addr, &r);
+                if (a && customer_address(address_customer(a)) != a) /* orders refer to the first */
+                        row_delete(addr, a);
+        }
         for (uint32_t i = rcount(&r, addr->nbase * 0.0002); i; i--)
                 row_insert(addr, d, 1 + rbelow(&r, cust->n));
 
@@ -2559,15 +2733,14 @@ static void simulate_day(int d) {
         }
         /* Customer service on old orders: late returns of a line, address
          * and note corrections. */
-        for (uint32_t i = rcount(&r, orders->nbase * 0.0001); i; i--)
+        for (uint32_t i = rcount(&r, orders->nbase * 0.0002); i; i--)
                 row_update(orders, d, row_random(orders, &r));
-        for (uint32_t i = rcount(&r, items->nbase * 0.00002); i; i--) {
+        for (uint32_t i = rcount(&r, items->nbase * 0.00006); i; i--) {
                 uint32_t it = row_random(items, &r);
                 if (it && !V_COUNT(items->ver[it - 1]))
                         row_update(items, d, it);
         }
 
-        /* Today's orders. */
         /* Today's orders: an established shop, the table holds five years of
          * slowly growing business. */
         uint32_t norders = rcount(&r, orders->nbase * 0.0009 * wf);
@@ -2578,8 +2751,9 @@ static void simulate_day(int d) {
         for (uint32_t i = rcount(&r, items->nbase * 0.00003); i; i--)
                 row_delete(items, row_random_since(items, recent_items, &r));
 
-        /* Stock: counts, restocks, corrections; a few lines dropped. */
-        for (uint32_t i = rcount(&r, inv->nbase * 0.10); i; i--)
+        /* Stock: counts, restocks, pull-list reservations, corrections;
+         * a few lines dropped. */
+        for (uint32_t i = rcount(&r, inv->nbase * 0.16); i; i--)
                 row_update(inv, d, row_random(inv, &r));
         for (uint32_t i = rcount(&r, inv->nbase * 0.0003); i; i--)
                 row_delete(inv, row_random(inv, &r));
