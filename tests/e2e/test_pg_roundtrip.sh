@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The fidelity proof: tests/data/pg/testdb.sql (one of everything a logical
+# backup must carry) -> longbox backup --db -> restore into a new database
+# (--create, and into a pre-created empty one), through `restore --sql` and
+# psql, and one table at a time -> pg_dump of the restore equals pg_dump of
+# the source apart from the lines that legitimately differ (listed in
+# pg_lib.sh, normalize_dump), and every table's rows, checksums, sequences,
+# large objects and materialized views match.
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pg_lib.sh"
+
+SRC=lbt_rt_src
+pg_load_testdb "$SRC" 40000
+ok "test database $SRC loaded ($(pg_val "$SRC" "SELECT pg_size_pretty(pg_database_size('$SRC'))"))"
+
+# The source's own plain dumps, before anything else touches the cluster.
+"$LB_PG_BIN/pg_dump" -f "$T/src.plain.sql" "$SRC" || fail "pg_dump of the source failed"
+grep -q '^COPY shop.customers ' "$T/src.plain.sql" || fail "the source dump has no shop.customers data"
+
+export LONGBOX_REPO=$T/repo
+init_repo "$LONGBOX_REPO"
+
+# --- backup ----------------------------------------------------------------------------------
+expect_exit 0 lb backup --db "$(pg_conninfo "$SRC")" --jobs 2 --json
+SNAP=$(json 'd["snapshot_id"]' <"$LB_OUT") || fail "backup --json printed no snapshot_id"
+[[ $(snapshot_count) == 1 ]] || fail "one backup, but $(snapshot_count) snapshots"
+ok "backup --db --jobs 2 recorded snapshot ${SNAP:0:8}"
+
+lb snapshots --json >"$T/snaps.json" || fail "snapshots --json failed"
+[[ $(json 'd[0].get("source")' <"$T/snaps.json") == postgresql ]] ||
+        fail "the snapshot's source is not \"postgresql\": $(cat "$T/snaps.json")"
+ok "the snapshot's source is postgresql"
+
+# The layout of docs/design.md "PostgreSQL snapshots".
+expect_exit 0 lb ls latest
+cp "$LB_OUT" "$T/ls.txt"
+for p in database.sql globals.sql pre-data.sql post-data.sql sequences.sql \
+        data/shop.customers data/shop.blobs data/shop.notes data/bulk.ledger \
+        data/shop.events_2023 data/shop.events_other data/shop.stock_eu data/shop.stock_empty \
+        data/shop.media data/shop.media_digital data/shop.sessions data/shop.empty_table \
+        data/audit.log data/audit.no_columns \
+        "data/Odd Schema.v1.Mixed Case.Table" "data/shop.Weird%2FName%25Here" \
+        large-objects/424242 large-objects/424243 large-objects/424244 large-objects/424245; do
+        grep -qxF "/$SRC/$p" "$T/ls.txt" || fail "the snapshot has no /$SRC/$p (ls: $(head -c 2000 "$T/ls.txt"))"
+done
+for p in data/shop.events data/shop.stock data/shop.customer_orders data/shop.customer_orders_mv \
+        data/shop.series_count_mv data/shop.invoice_no; do
+        ! grep -qxF "/$SRC/$p" "$T/ls.txt" || fail "the snapshot has /$SRC/$p: views, partitioned parents, matviews and sequences have no data file"
+done
+ok "snapshot layout: one data file per leaf table (unlogged, empty and quoted names too), none for views, matviews, partitioned parents"
+
+# Data files are the COPY text of the table; large objects their bytes.
+expect_exit 0 lb dump latest "/$SRC/large-objects/424242"
+[[ $(cat "$LB_OUT") == "hello, large object" ]] || fail "large object 424242 holds '$(head -c 100 "$LB_OUT")'"
+lb dump latest "/$SRC/data/bulk.ledger" | sort >"$T/ledger.snap" || fail "dump of data/bulk.ledger failed"
+psql_db "$SRC" -c "\\copy bulk.ledger TO STDOUT" | sort >"$T/ledger.src"
+cmp -s "$T/ledger.snap" "$T/ledger.src" || fail "data/bulk.ledger is not the COPY text of bulk.ledger"
+lb dump latest "/$SRC/data/shop.blobs" | sort >"$T/blobs.snap" || fail "dump of data/shop.blobs failed"
+psql_db "$SRC" -c "\\copy shop.blobs TO STDOUT" | sort >"$T/blobs.src"
+cmp -s "$T/blobs.snap" "$T/blobs.src" || fail "data/shop.blobs is not the COPY text of shop.blobs"
+ok "data files hold the tables' COPY text; large-objects/<oid> the object's bytes"
+
+# --- restore --create into a new database ------------------------------------------------------
+NEW=lbt_rt_new
+pg_drop_db "$NEW"
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$NEW")" --create --jobs 2
+ok "restore --create --jobs 2 into the new database $NEW"
+PG_LABEL="restore --create" pg_compare_dbs "$SRC" "$NEW" create
+
+# Post-data ran (indexes, constraints, triggers) and the tables were analyzed.
+[[ $(pg_val "$NEW" "SELECT count(*) FROM pg_stats WHERE schemaname = 'bulk' AND tablename = 'ledger'") -gt 0 ]] ||
+        fail "bulk.ledger has no statistics after the restore: ANALYZE did not run"
+[[ $(pg_val "$NEW" "SELECT n FROM shop.series_count_mv") == $(pg_val "$NEW" "SELECT count(*) FROM shop.series") ]] ||
+        fail "the stale materialized view shop.series_count_mv was not refreshed by the restore"
+[[ $(pg_val "$NEW" "SELECT tgenabled FROM pg_trigger WHERE tgname = 'notes_audit'") == D ]] ||
+        fail "the disabled trigger notes_audit is enabled after the restore"
+pg_val "$NEW" "INSERT INTO shop.series (title) VALUES ('after restore') RETURNING id" >/dev/null ||
+        fail "inserting into a restored table (identity + trigger) failed"
+[[ $(pg_val "$NEW" "SELECT count(*) FROM audit.log WHERE row_data->>'title' = 'after restore'") == 1 ]] ||
+        fail "the audit trigger does not fire in the restored database"
+ok "restored database: statistics present, stale matview refreshed, triggers as in the source"
+
+# --- restore into a pre-created empty database, URI conninfo --------------------------------
+EMPTY=lbt_rt_empty
+pg_fresh_db "$EMPTY"
+expect_exit 0 lb restore "${SNAP:0:8}" --dbname "postgresql://$LB_PGUSER@127.0.0.1:$LB_PGPORT/$EMPTY"
+ok "restore into the existing empty database $EMPTY (URI conninfo over TCP)"
+PG_LABEL="restore into an empty database" pg_compare_dbs "$SRC" "$EMPTY"
+
+# --clean replaces what is there.
+psql_db "$EMPTY" -c "DELETE FROM shop.notes WHERE id < 5; UPDATE bulk.ledger SET memo = 'changed' WHERE id % 100 = 0;
+        SELECT setval('shop.invoice_no', 1)" >/dev/null
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$EMPTY")" --clean --jobs 2
+PG_LABEL="restore --clean over a changed database" pg_compare_dbs "$SRC" "$EMPTY"
+
+# --- restore --sql | psql ---------------------------------------------------------------------
+SQLDB=lbt_rt_sql
+pg_fresh_db "$SQLDB"
+lb restore latest --sql >"$T/restore.sql" 2>"$T/restore-sql.err" ||
+        { cat "$T/restore-sql.err"; fail "restore --sql failed"; }
+[[ -s $T/restore.sql ]] || fail "restore --sql wrote nothing"
+psql_db "$SQLDB" -f "$T/restore.sql" >"$T/psql.out" 2>&1 ||
+        { tail -n 20 "$T/psql.out" | sed 's/^/#   /'; fail "psql could not load the restore --sql script"; }
+ok "restore --sql wrote a $(wc -c <"$T/restore.sql")-byte script that psql loads without error"
+PG_LABEL="restore --sql | psql" pg_compare_dbs "$SRC" "$SQLDB"
+
+# --- --table: one table into a database that has the schema --------------------------------
+TBL=lbt_rt_table
+pg_fresh_db "$TBL"
+"$LB_PG_BIN/pg_dump" --schema-only "$SRC" | psql_db "$TBL" >/dev/null 2>&1 ||
+        fail "could not copy the schema of $SRC into $TBL"
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$TBL")" --table shop.customers
+[[ $(pg_table_sum "$TBL" shop.customers) == "$(pg_table_sum "$SRC" shop.customers)" ]] ||
+        fail "--table shop.customers: rows differ ($(pg_table_sum "$TBL" shop.customers) vs $(pg_table_sum "$SRC" shop.customers))"
+seq=$(pg_val "$SRC" "SELECT pg_get_serial_sequence('shop.customers', 'id')")
+[[ $(pg_val "$TBL" "SELECT last_value || ' ' || is_called FROM $seq") == "$(pg_val "$SRC" "SELECT last_value || ' ' || is_called FROM $seq")" ]] ||
+        fail "--table shop.customers did not restore its identity sequence $seq"
+[[ $(pg_val "$TBL" "SELECT count(*) FROM shop.orders") == 0 && $(pg_val "$TBL" "SELECT count(*) FROM bulk.ledger") == 0 ]] ||
+        fail "--table shop.customers also loaded other tables"
+ok "--table shop.customers into a database with the schema: its rows and its identity sequence, nothing else"
+
+# --- --table: the table was dropped -------------------------------------------------------------
+psql_db "$TBL" -c "DROP TABLE shop.notes" >/dev/null
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$TBL")" --table shop.notes --table shop.blobs
+[[ $(pg_table_sum "$TBL" shop.notes) == "$(pg_table_sum "$SRC" shop.notes)" ]] ||
+        fail "--table shop.notes (dropped before): rows differ"
+[[ $(pg_table_sum "$TBL" shop.blobs) == "$(pg_table_sum "$SRC" shop.blobs)" ]] ||
+        fail "--table shop.blobs: rows differ"
+[[ $(pg_val "$TBL" "SELECT tableowner FROM pg_tables WHERE schemaname = 'shop' AND tablename = 'notes'") == lb_owner ]] ||
+        fail "--table shop.notes recreated the table without its owner lb_owner"
+[[ $(pg_val "$TBL" "SELECT count(*) FROM pg_indexes WHERE schemaname = 'shop' AND tablename = 'notes'") == 1 ]] ||
+        fail "--table shop.notes recreated the table without its primary key"
+ok "--table shop.notes after DROP TABLE: recreated with owner, primary key and rows; shop.blobs loaded too"
+
+# The source is untouched by all of this.
+"$LB_PG_BIN/pg_dump" -f "$T/src.plain.after.sql" "$SRC" || fail "pg_dump of the source failed"
+python3 "$T/normalize_dump.py" "$SRC" "" <"$T/src.plain.sql" >"$T/a.sql"
+python3 "$T/normalize_dump.py" "$SRC" "" <"$T/src.plain.after.sql" >"$T/b.sql"
+cmp -s "$T/a.sql" "$T/b.sql" || fail "the source database changed during the test"
+expect_exit 0 lb check --read-data
+ok "the source is unchanged and the repository passes check --read-data"
