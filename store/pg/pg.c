@@ -52,7 +52,11 @@ static const char *const session_settings =
         "SET client_encoding = 'UTF8'; SET search_path = pg_catalog";
 
 int lb_pg_connect(const char *conninfo, PGconn **ret, char **ret_error) {
-        PGconn *c = PQconnectdb(conninfo);
+        /* With expand_dbname, conninfo may be a connection string, a URI,
+         * or a plain database name, as psql accepts. */
+        const char *const keys[] = { "dbname", NULL };
+        const char *const values[] = { conninfo, NULL };
+        PGconn *c = PQconnectdbParams(keys, values, 1);
         if (!c)
                 return -ENOMEM;
         if (PQstatus(c) != CONNECTION_OK) {

@@ -21,7 +21,8 @@
  *   anything else            -EIO */
 int lb_pg_errno_from_sqlstate(const char *sqlstate);
 
-/* Connects; on failure *ret_error says why. -ECONNREFUSED when the server
+/* Connects; conninfo is a connection string, a URI or a database name.
+ * On failure *ret_error says why. -ECONNREFUSED when the server
  * cannot be reached, -EACCES when authentication fails, -ENOENT when the
  * database does not exist. Applies the session settings pg_dump uses:
  * DateStyle ISO, IntervalStyle postgres, extra_float_digits 3,
