@@ -39,11 +39,6 @@ typedef struct LbBackupOptions {
         void *userdata;
 } LbBackupOptions;
 
-typedef struct LbChangeCounts {
-        uint64_t files_new, files_changed, files_unmodified;
-        uint64_t dirs_new, dirs_changed, dirs_unmodified;
-} LbChangeCounts;
-
 typedef struct LbBackupResult {
         LbId snapshot_id;
         LbSnapshotStats stats;

@@ -18,6 +18,7 @@ struct LbBuilder {
         pthread_mutex_t lock;
         BNode root;
         LbSnapshotStats stats;
+        LbChangeCounts changes;
         int64_t start;
 };
 
@@ -355,24 +356,53 @@ static int node_name_cmp(const void *x, const void *y) {
         return strcmp((*(BNode *const *) x)->node.name, (*(BNode *const *) y)->node.name);
 }
 
-/* Stores the tree of dir (recursively) and returns its id. Moves the nodes
- * out of the BNodes. */
-static int store_dir(LbBuilder *b, BNode *dir, LbId *ret) {
+static bool same_file_content(const LbNode *p, const LbNode *n) {
+        if (p->type != LB_NODE_FILE || p->size != n->size || p->indirect != n->indirect ||
+            p->n_content != n->n_content)
+                return false;
+        for (size_t i = 0; i < n->n_content; i++)
+                if (lb_id_cmp(&p->content[i].id, &n->content[i].id) != 0)
+                        return false;
+        return true;
+}
+
+/* Stores the tree of dir (recursively) and returns its id; ptree is the
+ * same directory in the parent snapshot (or NULL). Moves the nodes out of
+ * the BNodes. */
+static int store_dir(LbBuilder *b, BNode *dir, const LbTree *ptree, LbId *ret) {
         lb_qsort(dir->kids, dir->n, sizeof *dir->kids, node_name_cmp);
         LbTree t = {};
         int k = 0;
+        LbChangeCounts *c = &b->changes;
         for (size_t i = 0; i < dir->n && k == 0; i++) {
                 BNode *kid = dir->kids[i];
-                if (kid->node.type == 0) {
+                LbNode *n = &kid->node;
+                const LbNode *p = ptree ? lb_tree_find(ptree, n->name) : NULL;
+                if (n->type == 0) {
                         k = -EINVAL; /* placed but never settled: cannot happen */
                         break;
                 }
-                if (kid->node.type == LB_NODE_DIR) {
-                        k = store_dir(b, kid, &kid->node.subtree);
-                        kid->node.has_subtree = true;
+                if (n->type == LB_NODE_DIR) {
+                        LbTree *psub = NULL;
+                        if (p && p->type == LB_NODE_DIR && p->has_subtree &&
+                            lb_repo_load_tree(b->repo, &p->subtree, &psub) < 0)
+                                psub = NULL; /* an unreadable parent only costs the comparison */
+                        k = store_dir(b, kid, psub, &n->subtree);
+                        lb_tree_free(psub);
+                        n->has_subtree = true;
+                        bool same = k == 0 && p && p->type == LB_NODE_DIR && p->has_subtree &&
+                                    lb_id_cmp(&p->subtree, &n->subtree) == 0;
+                        if (same && kid->implicit)
+                                n->mtime_ns = p->mtime_ns;
+                        (*(!p ? &c->dirs_new : same ? &c->dirs_unmodified : &c->dirs_changed))++;
+                } else if (n->type == LB_NODE_FILE) {
+                        bool same = p && same_file_content(p, n);
+                        if (same)
+                                n->mtime_ns = p->mtime_ns;
+                        (*(!p ? &c->files_new : same ? &c->files_unmodified : &c->files_changed))++;
                 }
                 if (k == 0)
-                        k = lb_tree_add(&t, &kid->node);
+                        k = lb_tree_add(&t, n);
         }
         _cleanup_buf_ LbBuf enc = {};
         if (k == 0)
@@ -385,9 +415,17 @@ static int store_dir(LbBuilder *b, BNode *dir, LbId *ret) {
         return k;
 }
 
-int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapshotStats *ret_stats) {
+int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapshotStats *ret_stats,
+                      LbChangeCounts *ret_changes) {
         LbSnapshot snap = *s;
-        int k = store_dir(b, &b->root, &snap.tree);
+        LbSnapshot *parent = NULL;
+        LbTree *ptree = NULL;
+        if (s->has_parent && lb_repo_snapshot_load(b->repo, &s->parent, &parent) == 0 &&
+            lb_repo_load_tree(b->repo, &parent->tree, &ptree) < 0)
+                ptree = NULL;
+        lb_snapshot_free(parent);
+        int k = store_dir(b, &b->root, ptree, &snap.tree);
+        lb_tree_free(ptree);
         if (k == 0)
                 k = lb_writer_flush(b->writer);
         if (k == 0) {
@@ -405,6 +443,8 @@ int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapsho
         }
         if (k == 0 && ret_stats)
                 *ret_stats = snap.stats;
+        if (k == 0 && ret_changes)
+                *ret_changes = b->changes;
         lb_builder_free(b);
         return k;
 }

@@ -44,6 +44,14 @@ uint64_t lb_builder_file_xxh3(LbBuilderFile *f);
 uint64_t lb_builder_file_size(LbBuilderFile *f);
 
 /* Stores the trees and the snapshot. s supplies hostname, username, tags,
- * paths, source, meta, time_ns (0: now) and tz_offset; tree, program and
- * stats are filled in here. The builder is consumed (freed) either way. */
-int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapshotStats *ret_stats) _warn_unused_;
+ * paths, source, meta, time_ns (0: now), tz_offset and parent; tree,
+ * program and stats are filled in here. The builder is consumed (freed)
+ * either way.
+ *
+ * With a parent (s->has_parent), every file whose content is unchanged
+ * keeps the parent's mtime, and so does every implicitly created
+ * directory whose tree is unchanged: a file's time then says when its
+ * content last changed, and unchanged directories cost nothing. Files and
+ * directories are counted in *ret_changes (may be NULL). */
+int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapshotStats *ret_stats,
+                      LbChangeCounts *ret_changes) _warn_unused_;

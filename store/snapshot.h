@@ -42,6 +42,12 @@ typedef struct LbSnapshotStats {
 } LbSnapshotStats;
 #define LB_SNAP_STATS_COUNT 9
 
+/* Files and directories of a new snapshot, compared with its parent. */
+typedef struct LbChangeCounts {
+        uint64_t files_new, files_changed, files_unmodified;
+        uint64_t dirs_new, dirs_changed, dirs_unmodified;
+} LbChangeCounts;
+
 typedef struct LbSnapshot {
         LbId id;                 /* name of the snapshot file; not serialized */
         int64_t time_ns;

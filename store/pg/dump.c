@@ -45,11 +45,6 @@ typedef struct Job {
         uint32_t oid;
 } Job;
 
-typedef struct FileRec {
-        char *path;
-        uint64_t xxh3, size;
-} FileRec;
-
 typedef struct Ctx Ctx;
 
 typedef struct Worker {
@@ -91,8 +86,6 @@ struct Ctx {
         char *error_msg;
         atomic_bool failed;
         uint64_t rows, tables_done, los_done;
-        FileRec *files;
-        size_t n_files, cap_files;
         Worker *workers;
         unsigned n_workers;
 
@@ -488,29 +481,6 @@ static int make_jobs(Ctx *x, const uint32_t *los, size_t n_los) {
 
 /* ---- files ---- */
 
-static int record_file(Ctx *x, const char *path, LbBuilderFile *f) {
-        pthread_mutex_lock(&x->lock);
-        int k = 0;
-        if (x->n_files == x->cap_files) {
-                size_t cap = x->cap_files ? 2 * x->cap_files : 64;
-                FileRec *v = realloc(x->files, cap * sizeof *v);
-                if (v) {
-                        x->files = v;
-                        x->cap_files = cap;
-                } else
-                        k = -ENOMEM;
-        }
-        if (k == 0) {
-                char *p = strdup(path);
-                if (p)
-                        x->files[x->n_files++] = (FileRec) { p, lb_builder_file_xxh3(f), lb_builder_file_size(f) };
-                else
-                        k = -ENOMEM;
-        }
-        pthread_mutex_unlock(&x->lock);
-        return k;
-}
-
 static int file_open(Ctx *x, const char *path, const LbNode *tmpl, LbBuilderFile **ret) {
         LbNode n = { .type = LB_NODE_FILE, .mode = 0600, .uid = (uint32_t) getuid(), .gid = (uint32_t) getgid(),
                      .mtime_ns = x->mtime_ns };
@@ -519,11 +489,6 @@ static int file_open(Ctx *x, const char *path, const LbNode *tmpl, LbBuilderFile
 
 /* Records the file's checksum for the change counts, then closes it. */
 static int file_close(Ctx *x, const char *path, LbBuilderFile *f, const LbMeta *meta, size_t n_meta) {
-        int k = record_file(x, path, f);
-        if (k < 0) {
-                lb_builder_file_abort(f);
-                return k;
-        }
         return lb_builder_file_close(f, meta, n_meta);
 }
 
@@ -1239,43 +1204,6 @@ static LbSnapshot *find_parent(LbRepo *r, const char *host, const char *dbname) 
         return best;
 }
 
-static int file_rec_cmp(const void *a, const void *b) {
-        return strcmp(((const FileRec *) a)->path, ((const FileRec *) b)->path);
-}
-
-typedef struct Compare {
-        Ctx *x;
-        uint64_t changed, unmodified;
-} Compare;
-
-static int compare_node(const char *path, const LbNode *n, void *userdata) {
-        Compare *cmp = userdata;
-        if (n->type != LB_NODE_FILE)
-                return 0;
-        FileRec key = { .path = (char *) path };
-        const FileRec *f = lb_bsearch(&key, cmp->x->files, cmp->x->n_files, sizeof key, file_rec_cmp);
-        if (!f)
-                return 0;
-        if (n->has_xxh3 && n->xxh3 == f->xxh3 && n->size == f->size)
-                cmp->unmodified++;
-        else
-                cmp->changed++;
-        return 0;
-}
-
-static void count_changes(Ctx *x, const LbSnapshot *parent, LbPgBackupResult *ret) {
-        ret->files_new = x->n_files;
-        if (!parent)
-                return;
-        lb_qsort(x->files, x->n_files, sizeof *x->files, file_rec_cmp);
-        Compare cmp = { .x = x };
-        if (lb_walk(x->repo, &parent->tree, "", compare_node, &cmp) < 0)
-                return; /* an unreadable parent: count everything as new */
-        ret->files_changed = cmp.changed;
-        ret->files_unmodified = cmp.unmodified;
-        ret->files_new = x->n_files - cmp.changed - cmp.unmodified;
-}
-
 /* ---- the whole backup ---- */
 
 static void ctx_free(Ctx *x) {
@@ -1283,9 +1211,6 @@ static void ctx_free(Ctx *x) {
                 table_clear(&x->tables[i]);
         free(x->tables);
         free(x->jobs);
-        for (size_t i = 0; i < x->n_files; i++)
-                free(x->files[i].path);
-        free(x->files);
         free(x->root);
         if (x->conninfo) {
                 explicit_bzero(x->conninfo, strlen(x->conninfo));
@@ -1531,13 +1456,14 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
                 s.has_parent = true;
                 s.parent = parent->id;
         }
-        k = lb_builder_commit(LB_TAKE_PTR(x->b), &s, &ret->snapshot_id, &ret->stats);
-        if (k < 0) {
-                lb_snapshot_free(parent);
-                return fail(x, k, "recording the snapshot failed: %s", strerror(-k));
-        }
-        count_changes(x, parent, ret);
+        LbChangeCounts changes = {};
+        k = lb_builder_commit(LB_TAKE_PTR(x->b), &s, &ret->snapshot_id, &ret->stats, &changes);
         lb_snapshot_free(parent);
+        if (k < 0)
+                return fail(x, k, "recording the snapshot failed: %s", strerror(-k));
+        ret->files_new = changes.files_new;
+        ret->files_changed = changes.files_changed;
+        ret->files_unmodified = changes.files_unmodified;
         ret->tables = x->tables_done;
         ret->rows = x->rows;
         ret->sequences = n_sequences;

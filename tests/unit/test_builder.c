@@ -104,7 +104,7 @@ TEST(test_concurrent_files) {
         LbSnapshot tmpl_snap = { .hostname = (char *) "h", .source = (char *) "test" };
         LbId id;
         LbSnapshotStats st;
-        CHECK_OK(lb_builder_commit(b, &tmpl_snap, &id, &st));
+        CHECK_OK(lb_builder_commit(b, &tmpl_snap, &id, &st, NULL));
         CHECK(st.files == 3);
         CHECK(st.bytes_read == (3u << 20) + 700000);
 
@@ -139,8 +139,90 @@ TEST(test_concurrent_files) {
         CHECK(system(cmd) == 0);
 }
 
+static int write_file(LbBuilder *b, const char *path, const char *content, int64_t mtime) {
+        LbNode t = { .mode = 0600, .mtime_ns = mtime };
+        LbBuilderFile *f;
+        int k = lb_builder_file_open(b, path, &t, &f);
+        if (k < 0)
+                return k;
+        k = lb_builder_file_write(f, content, strlen(content));
+        if (k < 0) {
+                lb_builder_file_abort(f);
+                return k;
+        }
+        return lb_builder_file_close(f, NULL, 0);
+}
+
+TEST(test_parent) {
+        char t2[] = "/tmp/lb-test-builder2-XXXXXX";
+        char *base = mkdtemp(t2);
+        CHECK(base);
+        _cleanup_free_ char *loc = lb_path_join(base, "repo");
+        LbInitOptions o;
+        lb_init_options_default(&o);
+        o.kdf_opslimit = LB_KDF_OPS_INSECURE;
+        o.kdf_memlimit = LB_KDF_MEM_INSECURE;
+        LbRepo *r;
+        CHECK_OK(lb_repo_init(loc, "pw", &o, &r));
+        CHECK_OK(lb_repo_index_update(r));
+
+        LbBuilder *b;
+        LbId first, second;
+        LbChangeCounts c;
+        CHECK_OK(lb_builder_new(r, &b));
+        CHECK_OK(write_file(b, "/db/data/a", "same rows\n", 1000));
+        CHECK_OK(write_file(b, "/db/data/b", "old rows\n", 1000));
+        CHECK_OK(write_file(b, "/db/other/c", "stays\n", 1000));
+        LbSnapshot s = { .time_ns = 1000 };
+        CHECK_OK(lb_builder_commit(b, &s, &first, NULL, &c));
+        CHECK(c.files_new == 3 && c.files_unmodified == 0 && c.dirs_new == 3);
+
+        CHECK_OK(lb_builder_new(r, &b));
+        CHECK_OK(write_file(b, "/db/data/a", "same rows\n", 2000));
+        CHECK_OK(write_file(b, "/db/data/b", "new rows\n", 2000));
+        CHECK_OK(write_file(b, "/db/other/c", "stays\n", 2000));
+        CHECK_OK(write_file(b, "/db/data/d", "a new table\n", 2000));
+        s = (LbSnapshot) { .time_ns = 2000, .has_parent = true, .parent = first };
+        CHECK_OK(lb_builder_commit(b, &s, &second, NULL, &c));
+        CHECK_EQ_INT(c.files_new, 1);
+        CHECK_EQ_INT(c.files_changed, 1);
+        CHECK_EQ_INT(c.files_unmodified, 2);
+        CHECK_EQ_INT(c.dirs_unmodified, 1); /* /db/other */
+        CHECK_EQ_INT(c.dirs_changed, 2);    /* /db, /db/data */
+
+        LbSnapshot *snap;
+        CHECK_OK(lb_repo_snapshot_load(r, &second, &snap));
+        struct { const char *path; int64_t mtime; } want[] = {
+                { "/db/data/a", 1000 },   /* unchanged content keeps its time */
+                { "/db/data/b", 2000 },
+                { "/db/data/d", 2000 },
+                { "/db/other/c", 1000 },
+        };
+        for (size_t i = 0; i < LB_ARRAY_SIZE(want); i++) {
+                LbNode n;
+                CHECK_OK(lb_snapshot_lookup_path(r, snap, want[i].path, &n));
+                CHECK_EQ_INT(n.mtime_ns, want[i].mtime);
+                lb_node_clear(&n);
+        }
+        /* An unchanged implicit directory keeps its parent's tree: same id. */
+        LbSnapshot *old;
+        CHECK_OK(lb_repo_snapshot_load(r, &first, &old));
+        LbNode x, y;
+        CHECK_OK(lb_snapshot_lookup_path(r, old, "/db/other", &x));
+        CHECK_OK(lb_snapshot_lookup_path(r, snap, "/db/other", &y));
+        CHECK(lb_id_cmp(&x.subtree, &y.subtree) == 0 && x.mtime_ns == y.mtime_ns);
+        lb_node_clear(&x);
+        lb_node_clear(&y);
+        lb_snapshot_free(old);
+        lb_snapshot_free(snap);
+        lb_repo_free(r);
+        _cleanup_free_ char *cmd = lb_strdup_printf("rm -rf '%s'", base);
+        CHECK(system(cmd) == 0);
+}
+
 int main(void) {
         CHECK_OK(lb_crypto_init());
         RUN(test_concurrent_files);
+        RUN(test_parent);
         return 0;
 }

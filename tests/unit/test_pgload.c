@@ -250,7 +250,7 @@ static void build(const File *files, size_t n, const char *source, LbId *ret_id)
         }
         LbMeta smeta[] = { { (char *) "pg.database", (char *) "shop" } };
         LbSnapshot s = { .source = (char *) source, .meta = smeta, .n_meta = 1 };
-        CHECK_OK(lb_builder_commit(b, &s, ret_id, NULL));
+        CHECK_OK(lb_builder_commit(b, &s, ret_id, NULL, NULL));
 }
 
 static char *script_of(const LbId *id, int *ret_k, char **ret_error) {
