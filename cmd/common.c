@@ -309,8 +309,12 @@ int cli_get_passphrase(bool confirm, char **ret) {
         if (file)
                 return read_passphrase_file(file, ret);
         const char *env = getenv("LONGBOX_PASSWORD");
-        if (env)
-                return dup_passphrase(env, ret);
+        if (env) {
+                int k = dup_passphrase(env, ret);
+                /* Child processes (pg_dump, psql, --stdin-from-command) must not inherit it. */
+                unsetenv("LONGBOX_PASSWORD");
+                return k;
+        }
         if (isatty(STDIN_FILENO)) {
                 char what[PATH_MAX + 64];
                 snprintf(what, sizeof what, "Passphrase for %s", cli.repo ? cli.repo : "the repository");
@@ -323,8 +327,11 @@ int cli_get_new_passphrase(const char *file, char **ret) {
         if (file)
                 return read_passphrase_file(file, ret);
         const char *env = getenv("LONGBOX_NEW_PASSWORD");
-        if (env)
-                return dup_passphrase(env, ret);
+        if (env) {
+                int k = dup_passphrase(env, ret);
+                unsetenv("LONGBOX_NEW_PASSWORD");
+                return k;
+        }
         if (isatty(STDIN_FILENO))
                 return prompt_passphrase("New passphrase", true, ret);
         return cli_error(CLI_EXIT_ERROR, "no new passphrase: use --new-password-file or LONGBOX_NEW_PASSWORD");
@@ -404,15 +411,17 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
                 return cli_fail(k, "open repository %s", loc);
         }
 
-        if (flags & CLI_OPEN_INDEX) {
-                k = lb_repo_index_update(r);
-                if (k < 0)
-                        return cli_fail(k, "update the local index of %s (try 'longbox index rebuild')", loc);
-        }
+        /* Lock first: the index must not be read from a repository that a
+         * maintenance command holding the exclusive lock is changing. */
         if (flags & (CLI_OPEN_LOCK_SHARED | CLI_OPEN_LOCK_EXCLUSIVE)) {
                 k = lb_repo_lock(r, flags & CLI_OPEN_LOCK_EXCLUSIVE, 0);
                 if (k < 0)
                         return cli_lock_failed(r, k);
+        }
+        if (flags & CLI_OPEN_INDEX) {
+                k = lb_repo_index_update(r);
+                if (k < 0)
+                        return cli_fail(k, "update the local index of %s (try 'longbox index rebuild')", loc);
         }
         *ret = LB_TAKE_PTR(r);
         return 0;

@@ -75,6 +75,10 @@ int cmd_index(int argc, char **argv) {
 
         unsigned packs = 0;
         int k = lb_repo_index_rebuild(r, from_packs, &packs);
+        if (k == -EBADMSG && from_packs)
+                return cli_error(CLI_EXIT_CORRUPT, "Failed to rebuild the index of %s completely: some packs have a "
+                                 "damaged table of contents and were left out; the old index files were kept. "
+                                 "Run 'longbox check --read-data' to see which", cli.repo);
         if (k < 0)
                 return cli_fail(k, "rebuild the index of %s from its %s", cli.repo, from_packs ? "packs" : "index files");
         /* Count what the index now holds (the rebuild from index files does not say). */

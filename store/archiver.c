@@ -70,6 +70,7 @@ typedef struct Archiver {
 
         Job batch;                        /* being filled by the main thread */
         uint8_t *buf;                     /* read buffer */
+        size_t buf_size;                  /* >= 2 * chunk_max */
         uint8_t *zero;                    /* chunk_max zero bytes, shared by hole jobs */
         struct { uint32_t len; LbId id; } zero_ids[4];
 } Archiver;
@@ -299,8 +300,8 @@ static int chunk_stream(Archiver *a, FileBuilder *fb, int fd, uint64_t limit, ui
         uint64_t total = 0;
         bool eof = false;
         for (;;) {
-                if (!eof && have < READ_BUF) {
-                        size_t want = READ_BUF - have;
+                if (!eof && have < a->buf_size) {
+                        size_t want = a->buf_size - have;
                         if (limit != UINT64_MAX)
                                 want = (size_t) LB_MIN((uint64_t) want, limit - total);
                         size_t got = 0;
@@ -448,7 +449,10 @@ static void dir_begin(Archiver *a, DirBuilder *d, const LbNode *parent_node) {
                 d->parent = NULL; /* an unreadable parent only costs the comparison */
 }
 
-static void dir_free(DirBuilder *d) {
+/* Frees a directory being built. Its files' chunks may still be in the
+ * pipeline (after an error), so drain first: jobs point at the builders. */
+static void dir_free(Archiver *a, DirBuilder *d) {
+        drain(a);
         fb_free(d->files);
         for (size_t i = 0; i < d->t.n; i++)
                 lb_node_clear(&d->t.nodes[i]);
@@ -652,7 +656,7 @@ static int archive_dir(Archiver *a, const char *path, const LbNode *parent_node,
         free(names);
         if (k == 0)
                 k = dir_finish(a, &d, ret_tree);
-        dir_free(&d);
+        dir_free(a, &d);
         return k;
 }
 
@@ -808,7 +812,7 @@ static int archive_vdir(Archiver *a, VDir *v, const char *path, const LbNode *pa
                 k = archive_stdin(a, &d);
         if (k == 0)
                 k = dir_finish(a, &d, ret_tree);
-        dir_free(&d);
+        dir_free(a, &d);
         return k;
 }
 
@@ -938,7 +942,9 @@ int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
         int k = lb_writer_new(r, &a.writer);
         if (k < 0)
                 goto done;
-        a.buf = malloc(READ_BUF);
+        /* Room for a full read plus a whole chunk_max carried over. */
+        a.buf_size = LB_MAX((size_t) READ_BUF, 2 * (size_t) r->cfg.chunker.max);
+        a.buf = malloc(a.buf_size);
         a.zero = calloc(1, r->cfg.chunker.max);
         if (!a.buf || !a.zero) {
                 k = -ENOMEM;

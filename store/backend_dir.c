@@ -29,6 +29,7 @@ typedef struct DirBackend {
         pthread_mutex_t lock;
         CachedFd fds[FD_CACHE];
         uint64_t clock;
+        uint8_t shard_synced[256 / 8];   /* packs/<xx>/ known durable in packs/ */
 } DirBackend;
 
 static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
@@ -107,14 +108,26 @@ static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, s
         if (!dir)
                 return -ENOMEM;
         if (t == LB_OBJ_PACK) {
-                if (mkdir(dir, 0700) == 0) {
-                        /* a new shard directory must itself be durable */
+                /* The shard directory's entry in packs/ must be durable before a
+                 * pack in it is referenced. Another process may have created it
+                 * and not synced it yet, so sync once per shard per process. */
+                uint8_t shard;
+                if (lb_hex_decode((const char[3]) { name[0], name[1], 0 }, &shard, 1) < 0)
+                        return -EINVAL;
+                if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                pthread_mutex_lock(&d->lock);
+                bool synced = d->shard_synced[shard / 8] & (1u << (shard % 8));
+                pthread_mutex_unlock(&d->lock);
+                if (!synced) {
                         _cleanup_free_ char *packs = lb_path_join(d->root, "packs");
                         int r = packs ? lb_fsync_dir(packs) : -ENOMEM;
                         if (r < 0)
                                 return r;
-                } else if (errno != EEXIST)
-                        return -errno;
+                        pthread_mutex_lock(&d->lock);
+                        d->shard_synced[shard / 8] |= (uint8_t) (1u << (shard % 8));
+                        pthread_mutex_unlock(&d->lock);
+                }
         }
         return lb_write_file_atomic(dir, t == LB_OBJ_CONFIG ? "config" : name, p, n, 0600);
 }

@@ -209,7 +209,6 @@ typedef struct Walk {
         Check *c;
         const LbSnapshot *s;
         LbIdSet seen;          /* trees and lists visited in this snapshot */
-        bool damaged;
 } Walk;
 
 static void need_blob(Walk *w, const LbId *id, const char *what) {
@@ -222,14 +221,12 @@ static void need_blob(Walk *w, const LbId *id, const char *what) {
         if (k < 0) {
                 lb_id_hex(id, hex);
                 report(c, "snapshot %.8s needs %s %s, which is not in the index", snap, what, hex);
-                w->damaged = true;
                 return;
         }
         PackState *p = pack_find(c, &l.pack);
         /* Any damage makes the whole pack suspect (its name is the hash of
          * all its bytes): every snapshot with a blob in it needs repair. */
         if (p && p->damaged) {
-                w->damaged = true;
                 /* Record the snapshot once per pack. */
                 char tag[16];
                 snprintf(tag, sizeof tag, "%.8s", snap);
@@ -270,8 +267,12 @@ static int walk_node(Walk *w, const LbNode *n, const char *path) {
                 if (k == -ENOMEM)
                         return k;
                 if (k < 0) {
-                        w->damaged = true;
-                        continue; /* reported via need_blob or below */
+                        char hex[2 * LB_ID_SIZE + 1], snap[2 * LB_ID_SIZE + 1];
+                        lb_id_hex(&n->content[i].id, hex);
+                        lb_id_hex(&w->s->id, snap);
+                        report(c, "snapshot %.8s: chunk list %s of %s cannot be read: %s", snap, hex, path,
+                               strerror(-k));
+                        continue;
                 }
                 for (size_t j = 0; j < nr; j++)
                         need_blob(w, &refs[j].id, "data chunk");
@@ -296,7 +297,6 @@ static int walk_tree(Walk *w, const LbId *tree, const char *path) {
                 lb_id_hex(&w->s->id, snap);
                 report(c, "snapshot %.8s: the tree of %s cannot be read: %s", snap, *path ? path : "/",
                        strerror(-k));
-                w->damaged = true;
                 return 0;
         }
         for (size_t i = 0; i < t->n && k >= 0; i++) {
@@ -307,14 +307,30 @@ static int walk_tree(Walk *w, const LbId *tree, const char *path) {
         return k < 0 ? k : 0;
 }
 
+static int check_snapshot_file(const char *name, uint64_t size, void *ud) {
+        Check *c = ud;
+        LbId id;
+        if (strlen(name) != 2 * LB_ID_SIZE || lb_id_from_hex(name, &id) < 0)
+                return 0;
+        LbSnapshot *s;
+        int k = lb_repo_snapshot_load(c->r, &id, &s);
+        if (k == 0)
+                lb_snapshot_free(s);
+        else if (k == -ENOMEM)
+                return k;
+        else if (k != -ENOENT)
+                report(c, "snapshot file %s is damaged: %s", name, strerror(-k));
+        return 0;
+}
+
 static int check_snapshots(Check *c) {
+        /* Damaged snapshot files first: the list below leaves them out. */
+        int k = c->r->be->list(c->r->be, LB_OBJ_SNAPSHOT, check_snapshot_file, c);
+        if (k < 0)
+                return k;
         LbSnapshot **v;
         size_t n;
-        int k = lb_repo_snapshot_list(c->r, &v, &n);
-        if (k == -EBADMSG) {
-                report(c, "a snapshot file is damaged: %s", strerror(-k));
-                return 0;
-        }
+        k = lb_repo_snapshot_list(c->r, &v, &n);
         if (k < 0)
                 return k;
         for (size_t i = 0; i < n && k >= 0; i++) {

@@ -470,7 +470,7 @@ static int scan_pack(const char *name, uint64_t size, void *ud) {
                 return 0;
         k = lb_repo_read_pack_toc(s->r, name, size, &p.entries, &p.n);
         if (k == -EBADMSG) {
-                s->error = k; /* a damaged pack is skipped; check reports it */
+                s->error = k; /* a damaged pack is skipped; the caller is told */
                 return 0;
         }
         if (k < 0)
@@ -539,8 +539,14 @@ int lb_repo_index_rebuild(LbRepo *r, bool from_packs, unsigned *ret_packs) {
         k = lb_index_clear(r->index);
         if (k < 0)
                 goto done;
-        for (size_t i = 0; i < s.n; i += REBUILD_PACKS_PER_FILE) {
-                size_t m = LB_MIN(REBUILD_PACKS_PER_FILE, s.n - i);
+        for (size_t i = 0, m; i < s.n; i += m) {
+                /* Up to REBUILD_PACKS_PER_FILE packs and 1M entries a file. */
+                size_t entries = 0;
+                for (m = 0; i + m < s.n && m < REBUILD_PACKS_PER_FILE; m++) {
+                        if (m > 0 && entries + s.packs[i + m].n > (1u << 20))
+                                break;
+                        entries += s.packs[i + m].n;
+                }
                 LbId id;
                 k = lb_repo_write_index_file(r, s.packs + i, m, &id);
                 if (k < 0)
@@ -549,14 +555,16 @@ int lb_repo_index_rebuild(LbRepo *r, bool from_packs, unsigned *ret_packs) {
                 if (k < 0)
                         goto done;
         }
-        for (size_t i = 0; i < old.n; i++) {
+        /* A pack whose TOC is damaged was left out: the old index files may
+         * be the only map to its (intact) blobs, so they stay. */
+        for (size_t i = 0; s.error == 0 && i < old.n; i++) {
                 k = r->be->remove(r->be, LB_OBJ_INDEX, old.v[i]);
                 if (k < 0 && k != -ENOENT)
                         goto done;
         }
         if (ret_packs)
                 *ret_packs = (unsigned) s.n;
-        k = 0;
+        k = s.error;
 done:
         lb_index_packs_free(s.packs, s.n);
         name_list_free(&old);
@@ -675,6 +683,8 @@ int lb_repo_snapshot_list(LbRepo *r, LbSnapshot ***ret, size_t *ret_n) {
                         k = lb_repo_snapshot_load(r, &id, &v[n]);
                 if (k == -ENOENT)
                         continue; /* removed meanwhile */
+                if (k == -EBADMSG || k == -EPROTONOSUPPORT)
+                        continue; /* damaged or newer: check reports it; the others stay usable */
                 if (k < 0) {
                         lb_snapshots_free(v, n);
                         name_list_free(&names);

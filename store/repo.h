@@ -131,7 +131,9 @@ char *lb_repo_lock_holder(LbRepo *r);
  * file of the repository it has not merged yet. */
 int lb_repo_index_update(LbRepo *r) _warn_unused_;
 /* Rebuilds the local index from scratch: from index files, or from the
- * pack TOCs when from_packs is true (and then writes fresh index files). */
+ * pack TOCs when from_packs is true (and then writes fresh index files and
+ * removes the old ones). A pack whose TOC is damaged is left out; then the
+ * old index files are kept and -EBADMSG is returned after the rebuild. */
 int lb_repo_index_rebuild(LbRepo *r, bool from_packs, unsigned *ret_packs) _warn_unused_;
 
 typedef struct LbBlobLoc {
@@ -192,7 +194,9 @@ LbWriter *lb_writer_free(LbWriter *w);   /* does not flush; NULL ok */
 /* Seals and stores s (s->id ignored); *ret_id gets the new id. */
 int lb_repo_snapshot_save(LbRepo *r, const LbSnapshot *s, LbId *ret_id) _warn_unused_;
 int lb_repo_snapshot_load(LbRepo *r, const LbId *id, LbSnapshot **ret) _warn_unused_;
-/* All snapshots, sorted by time (oldest first). */
+/* All readable snapshots, sorted by time (oldest first). A damaged snapshot
+ * file is left out (lb_check_run reports it), so one bad file does not
+ * make the others unusable. */
 int lb_repo_snapshot_list(LbRepo *r, LbSnapshot ***ret, size_t *ret_n) _warn_unused_;
 void lb_snapshots_free(LbSnapshot **s, size_t n);
 /* "latest" or a unique hex prefix of an id: -ENOENT none, -ENOTUNIQ ambiguous. */

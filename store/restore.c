@@ -203,7 +203,9 @@ static void restore_other(Ctx *c, int dirfd, const LbNode *n, const char *tpath)
 
         if (k == 0)
                 k = chown_result(c, fchownat(dirfd, n->name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW));
-        if (k == 0 && !is_link && fchmodat(dirfd, n->name, n->mode & 07777, 0) < 0)
+        /* No-follow: the name could have been swapped for a symlink since it
+         * was created, and a root restore must not chmod what it points at. */
+        if (k == 0 && !is_link && fchmodat(dirfd, n->name, n->mode & 07777, AT_SYMLINK_NOFOLLOW) < 0)
                 k = -errno;
         if (k == 0) {
                 struct timespec ts[2];

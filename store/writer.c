@@ -20,6 +20,9 @@
 #include "store/repo.h"
 
 #define LB_WRITER_PACKS_PER_INDEX 16
+/* An index file is also written once its packs hold this many blobs, well
+ * below LB_INDEX_MAX_SIZE (56 bytes an entry). */
+#define LB_WRITER_ENTRIES_PER_INDEX (1u << 20)
 
 struct LbWriter {
         LbRepo *repo;
@@ -28,6 +31,7 @@ struct LbWriter {
         LbIdSet pending;            /* ids claimed by this writer, not yet indexed */
         LbIndexPack *done;          /* packs written, not yet in an index file */
         size_t n_done;
+        size_t done_entries;        /* blobs in those packs */
         LbWriterStats stats;
         int error;                  /* first error; sticky */
 };
@@ -70,6 +74,7 @@ static int flush_index_locked(LbWriter *w) {
         lb_index_packs_free(w->done, w->n_done);
         w->done = NULL;
         w->n_done = 0;
+        w->done_entries = 0;
         return 0;
 }
 
@@ -97,9 +102,10 @@ static int store_pack(LbWriter *w, LbPackWriter *pw) {
         }
         w->done = v;
         w->done[w->n_done++] = p;
+        w->done_entries += p.n;
         w->stats.packs++;
         k = 0;
-        if (w->n_done >= LB_WRITER_PACKS_PER_INDEX)
+        if (w->n_done >= LB_WRITER_PACKS_PER_INDEX || w->done_entries >= LB_WRITER_ENTRIES_PER_INDEX)
                 k = flush_index_locked(w);
         pthread_mutex_unlock(&w->lock);
         return k;
@@ -158,7 +164,8 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
                 w->stats.blobs_new++;
                 w->stats.bytes_new += n;
                 w->stats.bytes_stored += sealed.len;
-                if (lb_pack_writer_size(w->open) >= w->repo->cfg.pack_target)
+                if (lb_pack_writer_size(w->open) >= w->repo->cfg.pack_target ||
+                    lb_pack_writer_count(w->open) >= LB_PACK_MAX_ENTRIES)
                         full = LB_TAKE_PTR(w->open);
         }
         pthread_mutex_unlock(&w->lock);

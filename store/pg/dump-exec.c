@@ -61,6 +61,10 @@ int lb_pg_child_conn(PGconn *c, const char *conninfo, const char *dbname, LbPgCh
                                 k = -ENOMEM;
                         continue;
                 }
+                /* libpq has no environment variable for it, and a command line
+                 * is readable by every local user: children go without. */
+                if (strcmp(o->keyword, "sslpassword") == 0)
+                        continue;
                 if (strcmp(o->keyword, "hostaddr") == 0)
                         hostaddr = true;
                 if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||

@@ -178,7 +178,8 @@ static int build_conninfo(const Restore *R, const char *dbname, bool with_passwo
         for (PQconninfoOption *o = R->opts; o->keyword && k >= 0; o++) {
                 if (!o->val || !*o->val)
                         continue;
-                if (strcmp(o->keyword, "password") == 0 && !with_password)
+                if ((strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "sslpassword") == 0) &&
+                    !with_password)
                         continue;
                 const char *v = o->val;
                 if (strcmp(o->keyword, "dbname") == 0) {

@@ -271,6 +271,10 @@ TEST(test_snapshots) {
         _cleanup_free_ char *dir = lb_path_join(loc, "snapshots");
         CHECK_OK(lb_write_file_atomic(dir, hex, b.data, b.len, 0600));
         CHECK(lb_repo_snapshot_load(r, &ids[0], &s) == -EBADMSG);
+        /* ... and left out of the list, which still has the others. */
+        CHECK_OK(lb_repo_snapshot_list(r, &v, &n));
+        CHECK(n == 2 && lb_id_cmp(&v[0]->id, &ids[1]) == 0);
+        lb_snapshots_free(v, n);
         lb_repo_free(r);
 }
 
