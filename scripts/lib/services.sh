@@ -46,7 +46,18 @@ _lb_pg_as_owner() {
 # (e.g. `lb_pg_ctl stop -m immediate`, `lb_pg_ctl start`).
 lb_pg_ctl() {
         [[ -n ${LB_PG_DIR:-} ]] || { echo "services: no throwaway PostgreSQL cluster" >&2; return 1; }
-        _lb_pg_as_owner "$LB_PG_BIN/pg_ctl" -D "$LB_PG_DIR/data" -l "$LB_PG_DIR/server.log" -w -t 60 "$@"
+        (
+                # The server must not inherit our descriptors beyond 0-2 (a
+                # test's fd 9 is meson's pipe: meson would wait for the
+                # server to exit), nor our stdin.
+                local fd
+                for fd in "/proc/$BASHPID/fd/"*; do
+                        fd=${fd##*/}
+                        if ((fd > 2)); then eval "exec $fd>&-"; fi
+                done 2>/dev/null
+                _lb_pg_as_owner "$LB_PG_BIN/pg_ctl" -D "$LB_PG_DIR/data" -l "$LB_PG_DIR/server.log" \
+                        -w -t 60 "$@" </dev/null
+        )
 }
 
 # lb_pg_start: initdb and start a cluster. Extra settings for its

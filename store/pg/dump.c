@@ -946,24 +946,15 @@ static int run_dumpall(Ctx *x) {
         _cleanup_free_ char *db = lb_strdup_printf("--dbname=%s", x->child.conninfo);
         if (!db)
                 return fail(x, -ENOMEM, "pg_dumpall --globals-only failed: out of memory");
-        const char *argv[] = { x->pg_dumpall, "--globals-only", "--no-password", db, "-l", x->dbname, NULL, NULL };
+        /* --no-role-passwords: no password, not even a hash, is stored in a
+         * snapshot; restored roles need their passwords set again. */
+        const char *argv[] = { x->pg_dumpall, "--globals-only", "--no-role-passwords", "--no-password", db,
+                               "-l", x->dbname, NULL };
         Run r;
         int k = run_program(x, "globals", argv, "globals.sql", NULL, &r);
         if (k < 0 || run_ok(&r)) {
                 free(r.err);
                 return k;
-        }
-        if (r.err && strstr(r.err, "permission denied")) {
-                /* pg_authid (the role passwords) needs a superuser: try without. */
-                free(r.err);
-                argv[6] = "--no-role-passwords";
-                k = run_program(x, "globals", argv, "globals.sql", NULL, &r);
-                if (k < 0) {
-                        free(r.err);
-                        return k;
-                }
-                if (run_ok(&r))
-                        warn(x, "globals.sql has no role passwords: this user may not read pg_authid");
         }
         if (!run_ok(&r) && r.err && strstr(r.err, "permission denied")) {
                 _cleanup_free_ char *tail = stderr_tail(r.err);

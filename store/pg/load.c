@@ -1301,8 +1301,17 @@ static int table_pre_blocks(Restore *R, const Chosen *ch, LbBuf *out) {
         _cleanup_free_ char *def = lb_strdup_printf("%s ", t);
         _cleanup_free_ char *tab = lb_strdup_printf("TABLE %s", t);
         _cleanup_free_ char *col = lb_strdup_printf("COLUMN %s.", t);
-        if (!owned_by || !identity || !def || !tab || !col)
+        _cleanup_free_ char *qs = lb_pg_ident_quote(s);
+        if (!owned_by || !identity || !def || !tab || !col || !qs)
                 return -ENOMEM;
+        /* The table's schema may be missing from the target too. Its owner,
+         * grants and comment come with a full restore, not with --table. */
+        _cleanup_free_ char *mk = lb_strdup_printf("CREATE SCHEMA IF NOT EXISTS %s;\n", qs);
+        if (!mk)
+                return -ENOMEM;
+        int k0 = lb_buf_append(out, mk, strlen(mk));
+        if (k0 < 0)
+                return k0;
         /* The sequences the table owns, by block index. */
         _cleanup_free_ bool *seq = calloc(sc->n_blocks ? sc->n_blocks : 1, sizeof *seq);
         if (!seq)

@@ -41,6 +41,7 @@ PG_PRIVATE=0
 
 pg_lib_cleanup() {
         local rc=$? db
+        set +e # best effort; and `(exit "$rc")` below must not end the trap
         if [[ ${LB_KEEP_TMP:-0} != 1 ]] && ((${#PG_DBS[@]})) &&
                 "$LB_PG_BIN/pg_isready" -q -t 2 2>/dev/null; then
                 for db in "${PG_DBS[@]}"; do

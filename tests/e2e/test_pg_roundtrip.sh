@@ -133,6 +133,21 @@ expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$TBL")" --table shop.no
         fail "--table shop.notes recreated the table without its primary key"
 ok "--table shop.notes after DROP TABLE: recreated with owner, primary key and rows; shop.blobs loaded too"
 
+# --- --table with names that need quoting -------------------------------------------------------
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$TBL")" --table 'shop."Weird/Name%Here"'
+[[ $(pg_table_sum "$TBL" "shop.Weird/Name%Here") == "$(pg_table_sum "$SRC" "shop.Weird/Name%Here")" ]] ||
+        fail "--table 'shop.\"Weird/Name%Here\"': rows differ"
+ok "--table 'shop.\"Weird/Name%Here\"' (a slash and a percent sign in the name)"
+# Into an empty database: the table is created, with the schema it lives in.
+ONE=lbt_rt_one
+pg_fresh_db "$ONE"
+expect_exit 0 lb restore latest --dbname "$(pg_conninfo "$ONE")" --table '"Odd Schema.v1"."Mixed Case.Table"'
+[[ $(pg_table_sum "$ONE" "Odd Schema.v1.Mixed Case.Table") == "$(pg_table_sum "$SRC" "Odd Schema.v1.Mixed Case.Table")" ]] ||
+        fail "--table '\"Odd Schema.v1\".\"Mixed Case.Table\"' into an empty database: rows differ"
+[[ $(pg_val "$ONE" "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')") == 1 ]] ||
+        fail "--table of one table into an empty database created other tables too"
+ok "--table '\"Odd Schema.v1\".\"Mixed Case.Table\"' into an empty database: schema and table created, rows loaded"
+
 # The source is untouched by all of this.
 "$LB_PG_BIN/pg_dump" -f "$T/src.plain.after.sql" "$SRC" || fail "pg_dump of the source failed"
 python3 "$T/normalize_dump.py" "$SRC" "" <"$T/src.plain.sql" >"$T/a.sql"
