@@ -30,6 +30,7 @@ typedef struct LbChunker {
         uint64_t mask_s;   /* stricter mask, before avg */
         uint64_t mask_l;   /* looser mask, after avg */
         uint64_t gear[256];
+        uint64_t gear_ls[256];  /* gear[b] << 1: two bytes a step, same hash */
 } LbChunker;
 
 /* Validates params: 64 <= min < avg < max <= 16 MiB, avg a power of two.
