@@ -126,10 +126,6 @@ static inline void cli_json_putp(json_object **o) {
                 json_object_put(*o);
 }
 #define _cleanup_json_ _cleanup_(cli_json_putp)
-static inline void cli_tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-#define _cleanup_tree_ _cleanup_(cli_tree_freep)
 
 /* ---- output ---- */
 /* Prints a JSON value on one line to stdout. */

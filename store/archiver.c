@@ -848,13 +848,6 @@ static int build_root(Archiver *a, LbId *ret_tree) {
         return k;
 }
 
-static int32_t local_offset(int64_t time_ns) {
-        time_t t = (time_t) (time_ns / 1000000000);
-        struct tm tm;
-        localtime_r(&t, &tm);
-        return (int32_t) tm.tm_gmtoff;
-}
-
 static void backup_hostname(const LbBackupOptions *o, char host[256]) {
         if (o->hostname)
                 snprintf(host, 256, "%s", o->hostname);
@@ -975,7 +968,7 @@ int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
         char pwbuf[4096];
         (void) getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &pwp);
         snap.time_ns = o->time_ns ? o->time_ns : lb_now_ns();
-        snap.tz_offset = o->has_tz_offset ? o->tz_offset : local_offset(snap.time_ns);
+        snap.tz_offset = o->has_tz_offset ? o->tz_offset : lb_local_tz_offset(snap.time_ns);
         snap.hostname = host;
         snap.username = pwp ? pwp->pw_name : NULL;
         snap.tags = (char **) o->tags;

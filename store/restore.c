@@ -18,11 +18,6 @@ typedef struct Ctx {
         unsigned tmp_counter;
 } Ctx;
 
-static void tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-#define _cleanup_tree_ _cleanup_(tree_freep)
-
 static void record(Ctx *c, const char *path, int err, bool damaged) {
         c->st.errors++;
         if (damaged)

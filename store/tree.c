@@ -54,10 +54,6 @@ void lb_tree_free(LbTree *t) {
         free(t);
 }
 
-static void tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-
 /* Bytewise order: memcmp over the common prefix, then the shorter name
  * first. NULL sorts as the empty name (only reachable for invalid nodes). */
 static int name_cmp(const char *a, const char *b) {
@@ -517,7 +513,7 @@ int lb_tree_decode(const uint8_t *p, size_t n, LbTree **ret) {
         if (count > LB_TREE_MAX_ENTRIES || count > lb_reader_left(&rd) / TREE_NODE_MIN_SIZE)
                 return -EBADMSG;
 
-        _cleanup_(tree_freep) LbTree *t = calloc(1, sizeof *t);
+        _cleanup_tree_ LbTree *t = calloc(1, sizeof *t);
         if (!t)
                 return -ENOMEM;
         if (count > 0) {

@@ -86,6 +86,10 @@ typedef struct LbTree {
 
 void lb_node_clear(LbNode *n);
 void lb_tree_free(LbTree *t);          /* frees the nodes and the tree; NULL ok */
+static inline void lb_tree_freep(LbTree **t) {
+        lb_tree_free(*t);
+}
+#define _cleanup_tree_ _cleanup_(lb_tree_freep)
 
 /* Appends a node, taking ownership of its pointers (the caller's copy is zeroed). */
 int lb_tree_add(LbTree *t, LbNode *n) _warn_unused_;

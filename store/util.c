@@ -321,3 +321,11 @@ int64_t lb_mono_ns(void) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+int32_t lb_local_tz_offset(int64_t time_ns) {
+        time_t t = (time_t) (time_ns / 1000000000);
+        struct tm tm;
+        if (!localtime_r(&t, &tm))
+                return 0;
+        return (int32_t) tm.tm_gmtoff;
+}

@@ -143,6 +143,9 @@ static inline void *lb_bsearch(const void *key, const void *base, size_t n, size
 char *lb_path_join(const char *a, const char *b);
 char *lb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The local time zone's offset from UTC (seconds east) at time_ns. */
+int32_t lb_local_tz_offset(int64_t time_ns);
+
 /* Wall clock in nanoseconds since the epoch. */
 int64_t lb_now_ns(void);
 /* Monotonic clock in nanoseconds. */

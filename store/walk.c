@@ -6,11 +6,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-static void tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-#define _cleanup_tree_ _cleanup_(tree_freep)
-
 static int dup_str(const char *s, char **ret) {
         if (!s) {
                 *ret = NULL;

@@ -1168,13 +1168,6 @@ static int dump_config(Ctx *x, PGconn *c, const ServerInfo *s) {
 
 /* ---- the snapshot ---- */
 
-static int32_t local_offset(int64_t time_ns) {
-        time_t t = (time_t) (time_ns / 1000000000);
-        struct tm tm;
-        localtime_r(&t, &tm);
-        return (int32_t) tm.tm_gmtoff;
-}
-
 /* The latest earlier snapshot of this database from this host. */
 static LbSnapshot *find_parent(LbRepo *r, const char *host, const char *dbname) {
         LbSnapshot **v = NULL;
@@ -1442,7 +1435,7 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
                 .meta = meta,
                 .n_meta = LB_ARRAY_SIZE(meta),
         };
-        s.tz_offset = o->has_tz_offset ? o->tz_offset : local_offset(s.time_ns);
+        s.tz_offset = o->has_tz_offset ? o->tz_offset : lb_local_tz_offset(s.time_ns);
         if (parent) {
                 s.has_parent = true;
                 s.parent = parent->id;

@@ -13,11 +13,6 @@
 #include "store/pg/load.h"
 #include "store/walk.h"
 
-static void tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-#define _cleanup_tree_ _cleanup_(tree_freep)
-
 static int set_error(char **ret_error, int k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int set_error(char **ret_error, int k, const char *fmt, ...) {
         if (ret_error) {

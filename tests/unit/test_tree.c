@@ -46,11 +46,6 @@ static char *xstrdup(const char *s) {
         return p;
 }
 
-static void tree_freep(LbTree **t) {
-        lb_tree_free(*t);
-}
-#define _cleanup_tree_ _cleanup_(tree_freep)
-
 static LbTree *tree_new(void) {
         LbTree *t = calloc(1, sizeof *t);
         CHECK(t);
