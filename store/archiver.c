@@ -958,9 +958,9 @@ int lb_backup_run(LbRepo *r, const LbBackupOptions *o, LbBackupResult *ret) {
 
         LbWriterStats ws;
         lb_writer_stats(a.writer, &ws);
-        a.stats.bytes_new = ws.bytes_new;
+        a.stats.bytes_new = ws.data_bytes_new;
         a.stats.bytes_stored = ws.bytes_stored;
-        a.stats.chunks_new = ws.blobs_new;
+        a.stats.chunks_new = ws.data_new;
         a.stats.duration_ns = (uint64_t) (lb_mono_ns() - start);
 
         backup_hostname(o, host);

@@ -432,9 +432,9 @@ int lb_builder_commit(LbBuilder *b, const LbSnapshot *s, LbId *ret_id, LbSnapsho
                 LbWriterStats ws;
                 lb_writer_stats(b->writer, &ws);
                 snap.stats = b->stats;
-                snap.stats.bytes_new = ws.bytes_new;
+                snap.stats.bytes_new = ws.data_bytes_new;
                 snap.stats.bytes_stored = ws.bytes_stored;
-                snap.stats.chunks_new = ws.blobs_new;
+                snap.stats.chunks_new = ws.data_new;
                 snap.stats.duration_ns = (uint64_t) (lb_mono_ns() - b->start);
                 snap.program = (char *) "longbox " LB_VERSION;
                 if (!snap.time_ns)

@@ -174,6 +174,8 @@ typedef struct LbWriterStats {
         uint64_t bytes_raw;         /* raw bytes of all blobs added */
         uint64_t bytes_new;         /* raw bytes of new blobs */
         uint64_t bytes_stored;      /* stored bytes of new blobs */
+        uint64_t data_new;          /* new data chunks (blobs_new less trees and chunk lists) */
+        uint64_t data_bytes_new;    /* their raw bytes */
         uint64_t packs;
 } LbWriterStats;
 int lb_writer_new(LbRepo *r, LbWriter **ret) _warn_unused_;

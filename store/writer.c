@@ -163,6 +163,10 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
         if (k == 0) {
                 w->stats.blobs_new++;
                 w->stats.bytes_new += n;
+                if (type == LB_BLOB_DATA) {
+                        w->stats.data_new++;
+                        w->stats.data_bytes_new += n;
+                }
                 w->stats.bytes_stored += sealed.len;
                 if (lb_pack_writer_size(w->open) >= w->repo->cfg.pack_target ||
                     lb_pack_writer_count(w->open) >= LB_PACK_MAX_ENTRIES)
