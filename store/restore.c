@@ -51,10 +51,6 @@ static int select_path(const Ctx *c, const char *p) {
         return SEL_NONE;
 }
 
-static bool name_is_safe(const char *name) {
-        return name && name[0] != 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
-}
-
 static void node_times(const LbNode *n, struct timespec ts[2]) {
         int64_t sec = n->mtime_ns / 1000000000;
         int64_t nsec = n->mtime_ns % 1000000000;
@@ -230,7 +226,7 @@ static int restore_tree(Ctx *c, int dirfd, const LbId *tree, const char *snap_pr
 
         for (size_t i = 0; i < t->n; i++) {
                 const LbNode *n = &t->nodes[i];
-                if (!name_is_safe(n->name))
+                if (!lb_tree_name_valid(n->name))
                         return -EBADMSG;
                 _cleanup_free_ char *snap_path = lb_strdup_printf("%s/%s", snap_prefix, n->name);
                 _cleanup_free_ char *tpath = lb_strdup_printf("%s/%s", tpath_prefix, n->name);

@@ -271,18 +271,11 @@ int lb_snapshot_decode(const uint8_t *p, size_t n, LbSnapshot **ret) {
                 if (r == 0)
                         break;
 
-                if (!snap_tag_known(tag)) {
-                        if (tag & LB_TLV_CRITICAL)
-                                return -EPROTONOSUPPORT;
+                r = lb_tlv_check(tag, snap_tag_known(tag), snap_tag_repeatable(tag), &seen);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         continue;
-                }
-                if (!snap_tag_repeatable(tag)) {
-                        /* Known tag numbers are 1..16: one bit each. */
-                        uint32_t bit = 1u << (tag & 0x1f);
-                        if (seen & bit)
-                                return -EBADMSG;
-                        seen |= bit;
-                }
 
                 switch (tag) {
                 case LB_SNAP_TAG_TIME: {

@@ -86,3 +86,15 @@ int lb_tlv_str(const uint8_t *v, uint32_t n, size_t max, char **ret) {
         *ret = s;
         return 0;
 }
+
+int lb_tlv_check(uint16_t tag, bool known, bool repeatable, uint32_t *seen) {
+        if (!known)
+                return tag & LB_TLV_CRITICAL ? -EPROTONOSUPPORT : 1;
+        if (repeatable)
+                return 0;
+        uint32_t bit = 1u << (tag & 0x1f);
+        if (*seen & bit)
+                return -EBADMSG;
+        *seen |= bit;
+        return 0;
+}

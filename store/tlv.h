@@ -28,6 +28,13 @@ int lb_tlv_put_str(LbBuf *b, uint16_t tag, const char *s) _warn_unused_; /* no N
  * reader's buffer. */
 int lb_tlv_next(LbReader *r, uint16_t *ret_tag, const uint8_t **ret_v, uint32_t *ret_n) _warn_unused_;
 
+/* Applies the reader rules to a tag just read by lb_tlv_next: returns 0 to
+ * handle the record, 1 to skip it (unknown and not critical),
+ * -EPROTONOSUPPORT for an unknown critical tag, -EBADMSG for a second
+ * record of a non-repeatable tag. Known tag numbers must be below 32;
+ * *seen tracks them (start at 0). */
+int lb_tlv_check(uint16_t tag, bool known, bool repeatable, uint32_t *seen) _warn_unused_;
+
 /* Typed value decoders: -EBADMSG when the length is not exactly right. */
 int lb_tlv_u8(const uint8_t *v, uint32_t n, uint8_t *ret) _warn_unused_;
 int lb_tlv_u32(const uint8_t *v, uint32_t n, uint32_t *ret) _warn_unused_;

@@ -114,7 +114,7 @@ const LbNode *lb_tree_find(const LbTree *t, const char *name) {
 
 /* ---- validation (shared by encoder and decoder) ------------------------- */
 
-static bool name_ok(const char *s) {
+bool lb_tree_name_valid(const char *s) {
         if (!s)
                 return false;
         size_t len = strnlen(s, TREE_NAME_MAX + 1);
@@ -160,7 +160,7 @@ static int content_check(const LbNode *n) {
 
 /* 0 if n is a valid entry, -EINVAL otherwise. */
 static int node_check(const LbNode *n) {
-        if (!name_ok(n->name))
+        if (!lb_tree_name_valid(n->name))
                 return -EINVAL;
         if (n->type < LB_NODE_FILE || n->type >= _LB_NODE_MAX)
                 return -EINVAL;
@@ -392,18 +392,11 @@ static int node_decode(const uint8_t *p, uint32_t len, LbNode *node) {
                 if (r == 0)
                         break;
 
-                if (!tree_tag_known(tag)) {
-                        if (tag & LB_TLV_CRITICAL)
-                                return -EPROTONOSUPPORT;
+                r = lb_tlv_check(tag, tree_tag_known(tag), tag == LB_TREE_TAG_META, &seen);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         continue;
-                }
-                if (tag != LB_TREE_TAG_META) {
-                        /* Known tag numbers are 1..16: one bit each. */
-                        uint32_t bit = 1u << (tag & 0x1f);
-                        if (seen & bit)
-                                return -EBADMSG;
-                        seen |= bit;
-                }
 
                 switch (tag) {
                 case LB_TREE_TAG_NAME:

@@ -93,6 +93,8 @@ static inline void lb_tree_freep(LbTree **t) {
 
 /* Appends a node, taking ownership of its pointers (the caller's copy is zeroed). */
 int lb_tree_add(LbTree *t, LbNode *n) _warn_unused_;
+/* True for a valid entry name: 1..255 bytes, no '/', not "." or "..". */
+bool lb_tree_name_valid(const char *name);
 /* Sorts nodes by name bytewise; -EEXIST on a duplicate name. */
 int lb_tree_sort(LbTree *t) _warn_unused_;
 

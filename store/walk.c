@@ -77,10 +77,6 @@ char *lb_snapshot_path_normalize(const char *p) {
         return out;
 }
 
-static bool name_is_safe(const char *name) {
-        return name[0] != 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && !strchr(name, '/');
-}
-
 int lb_snapshot_lookup_path(LbRepo *r, const LbSnapshot *s, const char *path, LbNode *ret) {
         if (!path || path[0] != '/')
                 return -EINVAL;
@@ -140,7 +136,7 @@ static int walk_tree(LbRepo *r, const LbId *id, const char *prefix, unsigned dep
 
         for (size_t i = 0; i < t->n; i++) {
                 const LbNode *n = &t->nodes[i];
-                if (!name_is_safe(n->name))
+                if (!lb_tree_name_valid(n->name))
                         return -EBADMSG;
                 _cleanup_free_ char *path = lb_strdup_printf("%s/%s", prefix, n->name);
                 if (!path)

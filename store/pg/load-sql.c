@@ -53,6 +53,23 @@ static size_t dollar_tag(const char *p, size_t n) {
 }
 
 /* The token at *pos; an unterminated literal or comment runs to the end. */
+/* End of a quoted token whose body starts at i: a doubled quote stands for
+ * itself, and with backslash a backslash escapes the next byte. Returns
+ * the index after the closing quote (or n when it is missing). */
+static size_t quoted_end(const char *p, size_t n, size_t i, char q, bool backslash) {
+        while (i < n) {
+                if (backslash && p[i] == '\\' && i + 1 < n)
+                        i += 2;
+                else if (p[i] == q && i + 1 < n && p[i + 1] == q)
+                        i += 2;
+                else if (p[i] == q)
+                        return i + 1;
+                else
+                        i++;
+        }
+        return n;
+}
+
 static Tok next_tok(const char *s, size_t len, size_t pos) {
         Tok t = { .start = pos };
         if (pos >= len) {
@@ -87,42 +104,13 @@ static Tok next_tok(const char *s, size_t len, size_t pos) {
                 t.kind = TOK_COMMENT;
         } else if ((c == 'E' || c == 'e') && n > 1 && p[1] == '\'') {
                 /* E'...': backslash escapes, and '' */
-                i = 2;
-                while (i < n) {
-                        if (p[i] == '\\' && i + 1 < n)
-                                i += 2;
-                        else if (p[i] == '\'' && i + 1 < n && p[i + 1] == '\'')
-                                i += 2;
-                        else if (p[i] == '\'') {
-                                i++;
-                                break;
-                        } else
-                                i++;
-                }
+                i = quoted_end(p, n, 2, '\'', true);
                 t.kind = TOK_STRING;
         } else if (c == '\'') {
-                i = 1;
-                while (i < n) {
-                        if (p[i] == '\'' && i + 1 < n && p[i + 1] == '\'')
-                                i += 2;
-                        else if (p[i] == '\'') {
-                                i++;
-                                break;
-                        } else
-                                i++;
-                }
+                i = quoted_end(p, n, 1, '\'', false);
                 t.kind = TOK_STRING;
         } else if (c == '"') {
-                i = 1;
-                while (i < n) {
-                        if (p[i] == '"' && i + 1 < n && p[i + 1] == '"')
-                                i += 2;
-                        else if (p[i] == '"') {
-                                i++;
-                                break;
-                        } else
-                                i++;
-                }
+                i = quoted_end(p, n, 1, '"', false);
                 t.kind = TOK_QIDENT;
         } else if (c == '$' && dollar_tag(p, n) > 0) {
                 size_t tl = dollar_tag(p, n);

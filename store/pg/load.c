@@ -445,28 +445,26 @@ static int read_schema_file(Restore *R, const LbNode *file, const char *name, Lb
         return 0;
 }
 
-static int load_pre(Restore *R) {
-        if (R->have_pre_script)
+/* Reads a schema script once and splits it into object blocks. */
+static int load_script(Restore *R, const LbNode *file, const char *name, LbBuf *text, LbPgSqlScript *script,
+                       bool *have) {
+        if (*have)
                 return 0;
-        int k = read_schema_file(R, &R->l->pre_data, "pre-data.sql", &R->pre);
+        int k = read_schema_file(R, file, name, text);
         if (k < 0)
                 return k;
-        if (lb_pg_sql_split((const char *) R->pre.data, R->pre.len, &R->pre_script) < 0)
+        if (lb_pg_sql_split((const char *) text->data, text->len, script) < 0)
                 return -ENOMEM;
-        R->have_pre_script = true;
+        *have = true;
         return 0;
 }
 
+static int load_pre(Restore *R) {
+        return load_script(R, &R->l->pre_data, "pre-data.sql", &R->pre, &R->pre_script, &R->have_pre_script);
+}
+
 static int load_post(Restore *R) {
-        if (R->have_post_script)
-                return 0;
-        int k = read_schema_file(R, &R->l->post_data, "post-data.sql", &R->post);
-        if (k < 0)
-                return k;
-        if (lb_pg_sql_split((const char *) R->post.data, R->post.len, &R->post_script) < 0)
-                return -ENOMEM;
-        R->have_post_script = true;
-        return 0;
+        return load_script(R, &R->l->post_data, "post-data.sql", &R->post, &R->post_script, &R->have_post_script);
 }
 
 /* ---- parallel work on a pool of connections ---- */
