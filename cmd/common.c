@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "cmd/common.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -12,7 +13,7 @@
 
 #include "store/crypto.h"
 
-CliGlobals cli;
+CliGlobals cli = { .lock_wait_ns = -1 };
 
 const char cli_help_globals[] =
         "\n"
@@ -23,6 +24,8 @@ const char cli_help_globals[] =
         "  --cache-dir DIR        local cache (env LONGBOX_CACHE_DIR; default\n"
         "                         $XDG_CACHE_HOME/longbox or ~/.cache/longbox)\n"
         "  --json                 machine-readable output where the command has it\n"
+        "  --lock-wait DURATION   wait this long for a lock another longbox holds\n"
+        "                         (30s, 10m, 1h; default 10m; 0 fails at once)\n"
         "  -q, --quiet            print only errors and the data asked for\n"
         "  -h, --help             show this help\n";
 
@@ -69,6 +72,10 @@ int cli_global_option(int c, char **argv, const char *help) {
                 return -1;
         case OPT_QUIET:
                 cli.quiet = true;
+                return -1;
+        case OPT_LOCK_WAIT:
+                if (cli_parse_duration(optarg, &cli.lock_wait_ns) < 0)
+                        return cli_usage_error("--lock-wait needs a duration such as 30s, 10m or 1h, got '%s'", optarg);
                 return -1;
         case OPT_HELP:
                 fputs(help, stdout);
@@ -414,9 +421,9 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
         /* Lock first: the index must not be read from a repository that a
          * maintenance command holding the exclusive lock is changing. */
         if (flags & (CLI_OPEN_LOCK_SHARED | CLI_OPEN_LOCK_EXCLUSIVE)) {
-                k = lb_repo_lock(r, flags & CLI_OPEN_LOCK_EXCLUSIVE, 0);
-                if (k < 0)
-                        return cli_lock_failed(r, k);
+                code = cli_lock(r, flags & CLI_OPEN_LOCK_EXCLUSIVE);
+                if (code)
+                        return code;
         }
         if (flags & CLI_OPEN_INDEX) {
                 k = lb_repo_index_update(r);
@@ -424,6 +431,43 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
                         return cli_fail(k, "update the local index of %s (try 'longbox index rebuild')", loc);
         }
         *ret = LB_TAKE_PTR(r);
+        return 0;
+}
+
+int64_t cli_lock_wait_ns(void) {
+        return cli.lock_wait_ns < 0 ? CLI_LOCK_WAIT_DEFAULT_NS : cli.lock_wait_ns;
+}
+
+int cli_lock(LbRepo *r, bool exclusive) {
+        int k = lb_repo_lock(r, exclusive, 0);
+        int64_t wait = cli_lock_wait_ns();
+        if (k == -EWOULDBLOCK && wait > 0) {
+                _cleanup_free_ char *holder = lb_repo_lock_holder(r);
+                fprintf(stderr, "longbox: waiting up to %" PRId64 " s for %s to finish (--lock-wait)\n",
+                        wait / 1000000000, holder ? holder : "a lock of another process");
+                k = lb_repo_lock(r, exclusive, wait);
+        }
+        return k < 0 ? cli_lock_failed(r, k) : 0;
+}
+
+int cli_parse_duration(const char *s, int64_t *ret_ns) {
+        char *end;
+        errno = 0;
+        if (!s || !isdigit((unsigned char) s[0]))
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno)
+                return -ERANGE;
+        uint64_t unit = 1;
+        if (*end == 's')
+                end++;
+        else if (*end == 'm')
+                unit = 60, end++;
+        else if (*end == 'h')
+                unit = 3600, end++;
+        if (*end || v > (uint64_t) INT64_MAX / 1000000000 / unit)
+                return -EINVAL;
+        *ret_ns = (int64_t) (v * unit) * 1000000000;
         return 0;
 }
 

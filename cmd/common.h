@@ -35,6 +35,7 @@ typedef struct CliGlobals {
         const char *cache_dir;
         bool json;
         bool quiet;
+        int64_t lock_wait_ns;      /* --lock-wait; < 0: not given (default CLI_LOCK_WAIT_DEFAULT_NS) */
         const char *command;       /* "backup", "key add", ...: for messages */
 } CliGlobals;
 extern CliGlobals cli;
@@ -44,6 +45,7 @@ enum {
         OPT_PASSWORD_FILE,
         OPT_CACHE_DIR,
         OPT_JSON,
+        OPT_LOCK_WAIT,
         OPT_QUIET = 'q',
         OPT_HELP = 'h',
         OPT_VERSION = 0x180,
@@ -56,6 +58,7 @@ enum {
         { "password-file", required_argument, NULL, OPT_PASSWORD_FILE },     \
         { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },             \
         { "json", no_argument, NULL, OPT_JSON },                             \
+        { "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },             \
         { "quiet", no_argument, NULL, OPT_QUIET },                           \
         { "help", no_argument, NULL, OPT_HELP }
 
@@ -110,6 +113,14 @@ char *cli_cache_dir(void);
 int cli_open_repo(unsigned flags, LbRepo **ret);
 /* Maps a lock failure to its message and exit code. */
 int cli_lock_failed(LbRepo *r, int err);
+/* How long to wait for a lock held by another process. */
+#define CLI_LOCK_WAIT_DEFAULT_NS (10 * 60 * INT64_C(1000000000))
+int64_t cli_lock_wait_ns(void);
+/* Takes the lock, waiting up to --lock-wait (saying so on stderr once
+ * when it has to wait). Returns 0 or an exit code after reporting. */
+int cli_lock(LbRepo *r, bool exclusive);
+/* Parses "90", "30s", "10m", "2h" (seconds by default) into ns. */
+int cli_parse_duration(const char *s, int64_t *ret_ns);
 /* Finds a snapshot by "latest" or id prefix; returns 0 or an exit code after reporting. */
 int cli_find_snapshot(LbRepo *r, const char *spec, LbSnapshot **ret);
 
@@ -161,3 +172,13 @@ int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+
+/* Prune as `prune` and `forget --prune` run it (cmd/prune.c): takes a
+ * shared lock if r has none, updates the index, prunes, prints the
+ * summary. ignore: snapshots a dry run of forget would remove. Returns
+ * an exit code. */
+int cli_prune(LbRepo *r, unsigned max_unused, bool dry_run, const LbId *ignore, size_t n_ignore);
+/* Parses --max-unused; 0 or an exit code after reporting. */
+int cli_parse_max_unused(const char *s, unsigned *ret);

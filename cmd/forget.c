@@ -5,9 +5,7 @@
 #include "cmd/common.h"
 #include "store/crypto.h"
 #include "store/policy.h"
-
-/* Also declared in cmd/main.c; belongs with the others in cmd/common.h. */
-int cmd_forget(int argc, char **argv);
+#include "store/prune.h"
 
 static const char help[] =
         "Usage: longbox forget POLICY [--group-by LIST] [--dry-run] [--json] [--prune]\n"
@@ -46,8 +44,10 @@ static const char help[] =
         "                           (default host,database; the database of a file\n"
         "                           backup is its paths; '' puts all in one group)\n"
         "  --dry-run                print what would be removed; change nothing\n"
-        "  --prune                  then remove the data no snapshot uses: not\n"
-        "                           implemented yet, so forget runs and exits 1\n"
+        "  --prune                  then remove the data no snapshot uses (see\n"
+        "                           longbox prune --help)\n"
+        "  --max-unused PERCENT     with --prune: repack packs with more unused\n"
+        "                           space than this (default 10)\n"
         "  --json                   print an array of groups, each with group, keep,\n"
         "                           remove and reasons ({snapshot, matches})\n";
 
@@ -63,6 +63,7 @@ enum {
         OPT_GROUP_BY,
         OPT_DRY_RUN,
         OPT_PRUNE,
+        OPT_MAX_UNUSED,
 };
 
 #define COUNT_MAX 1000000
@@ -74,6 +75,8 @@ typedef struct ForgetOpts {
         bool group_by_set;
         bool dry_run;
         bool prune;
+        unsigned max_unused;
+        bool max_unused_set;
 } ForgetOpts;
 
 static int parse_count(const char *opt, const char *s, unsigned *ret) {
@@ -320,6 +323,22 @@ static int remove_planned(LbRepo *r, const Plan *p) {
         return 0;
 }
 
+/* forget --prune: prune what the removed snapshots alone used. A dry run
+ * removed nothing, so it tells prune which snapshots to count as gone. */
+static int prune_after(LbRepo *r, const Plan *p, const ForgetOpts *o) {
+        _cleanup_free_ LbId *gone = NULL;
+        size_t n = 0;
+        if (o->dry_run) {
+                gone = calloc(p->n_remove + 1, sizeof *gone);
+                if (!gone)
+                        return cli_fail(-ENOMEM, "plan the prune");
+                for (size_t i = 0; i < p->n; i++)
+                        if (p->remove[i])
+                                gone[n++] = p->snaps[i]->id;
+        }
+        return cli_prune(r, o->max_unused, o->dry_run, gone, n);
+}
+
 int cmd_forget(int argc, char **argv) {
         static const struct option options[] = {
                 CLI_GLOBAL_OPTIONS,
@@ -334,9 +353,10 @@ int cmd_forget(int argc, char **argv) {
                 { "group-by", required_argument, NULL, OPT_GROUP_BY },
                 { "dry-run", no_argument, NULL, OPT_DRY_RUN },
                 { "prune", no_argument, NULL, OPT_PRUNE },
+                { "max-unused", required_argument, NULL, OPT_MAX_UNUSED },
                 {},
         };
-        ForgetOpts o = { .group_by = LB_POLICY_GROUP_DEFAULT };
+        ForgetOpts o = { .group_by = LB_POLICY_GROUP_DEFAULT, .max_unused = LB_PRUNE_MAX_UNUSED_DEFAULT };
         int code, k;
 
         cli_getopt_reset();
@@ -398,6 +418,10 @@ int cmd_forget(int argc, char **argv) {
                         o.prune = true;
                         code = 0;
                         break;
+                case OPT_MAX_UNUSED:
+                        code = cli_parse_max_unused(optarg, &o.max_unused);
+                        o.max_unused_set = true;
+                        break;
                 default:
                         k = cli_global_option(c, argv, help);
                         if (k >= 0)
@@ -408,6 +432,8 @@ int cmd_forget(int argc, char **argv) {
                         return code;
         }
         o.policy.keep_tags = (char **) o.keep_tags;
+        if (o.max_unused_set && !o.prune)
+                return cli_usage_error("--max-unused applies to --prune");
 
         char **specs = argv + optind;
         size_t n_specs = (size_t) (argc - optind);
@@ -457,10 +483,7 @@ int cmd_forget(int argc, char **argv) {
                 else
                         say("removed %zu snapshot%s, kept %zu\n", p.n_remove, p.n_remove == 1 ? "" : "s", kept);
                 if (o.prune)
-                        code = cli_error(CLI_EXIT_ERROR, "Failed to prune: prune is not implemented in %s yet. forget "
-                                         "%s; the data only those snapshots used stays in the repository",
-                                         LB_VERSION_STRING, o.dry_run ? "ran as a dry run and changed nothing"
-                                                                      : "removed the snapshots listed above");
+                        code = prune_after(r, &p, &o);
         }
 
         if (p.json)

@@ -4,8 +4,6 @@
 #include "cmd/common.h"
 #include "store/crypto.h"
 
-int cmd_forget(int argc, char **argv); /* cmd/forget.c */
-
 typedef struct Command {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -22,6 +20,7 @@ static const Command commands[] = {
         { "restore", cmd_restore, "restore a snapshot into a directory" },
         { "diff", cmd_diff, "show what changed between two snapshots" },
         { "forget", cmd_forget, "remove snapshots by a retention policy, or by name" },
+        { "prune", cmd_prune, "remove the data no snapshot uses" },
         { "stats", cmd_stats, "show repository size and deduplication" },
         { "check", cmd_check, "verify the repository's structure (and data with --read-data)" },
         { "index", cmd_index, "rebuild the local index" },

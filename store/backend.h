@@ -55,6 +55,10 @@ struct LbBackend {
          * is local, else NULL; borrowed, valid for the backend's life. */
         const char *(*local_dir)(LbBackend *b);
         void (*free)(LbBackend *b);
+        /* Optional (NULL when the backend has none): removes what crashed
+         * puts left in the pack, index and snapshot namespaces. Only safe
+         * under the exclusive lock (prune). */
+        int (*remove_temporaries)(LbBackend *b, unsigned *ret_removed);
 };
 
 /* Opens a backend for a location string. Plain paths (and "dir:PATH")

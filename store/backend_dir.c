@@ -323,6 +323,48 @@ static int dir_remove(LbBackend *b, LbObjType t, const char *name) {
         return lb_fsync_dir(dir);
 }
 
+/* Unlinks the ".tmp-*" files of one directory (atomic puts that crashed). */
+static int remove_temps_in(const char *path, unsigned *n) {
+        DIR *dir = opendir(path);
+        if (!dir)
+                return errno == ENOENT ? 0 : -errno;
+        int r = 0;
+        bool any = false;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                if (strncmp(de->d_name, ".tmp-", 5) != 0)
+                        continue;
+                if (unlinkat(dirfd(dir), de->d_name, 0) < 0 && errno != ENOENT) {
+                        r = -errno;
+                        break;
+                }
+                any = true;
+                (*n)++;
+        }
+        closedir(dir);
+        if (r == 0 && any)
+                r = lb_fsync_dir(path);
+        return r;
+}
+
+static int dir_remove_temporaries(LbBackend *b, unsigned *ret_removed) {
+        DirBackend *d = (DirBackend *) b;
+        static const LbObjType types[] = { LB_OBJ_INDEX, LB_OBJ_SNAPSHOT };
+        unsigned n = 0;
+        int r = 0;
+        for (size_t i = 0; r == 0 && i < LB_ARRAY_SIZE(types); i++) {
+                _cleanup_free_ char *p = lb_path_join(d->root, lb_obj_type_dir(types[i]));
+                r = p ? remove_temps_in(p, &n) : -ENOMEM;
+        }
+        for (unsigned i = 0; r == 0 && i < 256; i++) {
+                _cleanup_free_ char *p = lb_strdup_printf("%s/%s/%02x", d->root, lb_obj_type_dir(LB_OBJ_PACK), i);
+                r = p ? remove_temps_in(p, &n) : -ENOMEM;
+        }
+        if (r == 0 && ret_removed)
+                *ret_removed = n;
+        return r;
+}
+
 static const char *dir_local_dir(LbBackend *b) {
         return ((DirBackend *) b)->root;
 }
@@ -356,6 +398,7 @@ int lb_backend_dir_open(const char *path, LbBackend **ret) {
                 .remove = dir_remove,
                 .local_dir = dir_local_dir,
                 .free = dir_free,
+                .remove_temporaries = dir_remove_temporaries,
         };
         pthread_mutex_init(&d->lock, NULL);
         for (int i = 0; i < FD_CACHE; i++)

@@ -13,6 +13,9 @@
  *            payload_len u32 || raw_len u32 || type u8 || codec u8
  *   "packs": pack_id[32] -> size u64 || blob count u32
  *   "files": index file id[32] -> (empty)
+ *
+ * Also mark sets: prune's set of live blob ids, an LMDB file of its own so
+ * its memory is bounded by the page cache, not the heap.
  */
 
 #include "store/indexfile.h"
@@ -23,8 +26,21 @@ LbIndex *lb_index_free(LbIndex *x);
 
 /* Thread-safe. -ENOENT if unknown. */
 int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) _warn_unused_;
-/* Adds packs (and marks file_id, if not NULL, as merged) in one transaction. */
+/* Adds packs (and marks file_id, if not NULL, as merged) in one transaction.
+ * A blob already indexed keeps its location, unless its pack has been
+ * forgotten; with relocate, every blob of packs points to its new place
+ * (prune copied it). */
 int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n) _warn_unused_;
+int lb_index_add_full(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n, bool relocate) _warn_unused_;
+/* Points every blob of p at its entry in p (a copy that stays, where the
+ * indexed one goes); the packs database is not touched. */
+int lb_index_relocate(LbIndex *x, const LbIndexPack *p) _warn_unused_;
+/* 1 if the pack is indexed, 0 if not. */
+int lb_index_has_pack(LbIndex *x, const LbId *pack_id) _warn_unused_;
+/* Removes packs (and the index files that listed them) in one transaction.
+ * Their blobs' entries stay but are ignored by every lookup from then on
+ * (a blob is present only while its pack is); index rebuild drops them. */
+int lb_index_forget(LbIndex *x, const LbId *packs, size_t np, const LbId *files, size_t nf) _warn_unused_;
 /* Empties all databases. */
 int lb_index_clear(LbIndex *x) _warn_unused_;
 /* 1 if the index file has been merged, 0 if not. */
@@ -33,3 +49,17 @@ typedef int (*LbIdFn)(const LbId *id, void *userdata);
 int lb_index_foreach_file(LbIndex *x, LbIdFn fn, void *userdata) _warn_unused_;
 int lb_index_foreach_pack(LbIndex *x, LbPackFn fn, void *userdata) _warn_unused_;
 int lb_index_totals(LbIndex *x, uint64_t *ret_blobs, uint64_t *ret_stored) _warn_unused_;
+
+/* A throwaway on-disk map id -> u32, for one thread of one process: dir
+ * is created (anything there before is removed) and removed by free.
+ * Writes are batched; reads see them at once. */
+typedef struct LbMarkSet LbMarkSet;
+int lb_markset_open(const char *dir, LbMarkSet **ret) _warn_unused_;
+LbMarkSet *lb_markset_free(LbMarkSet *m);   /* removes the files; NULL ok */
+/* 0 and *ret_value (may be NULL), or -ENOENT. */
+int lb_markset_get(LbMarkSet *m, const LbId *id, uint32_t *ret_value) _warn_unused_;
+int lb_markset_put(LbMarkSet *m, const LbId *id, uint32_t value) _warn_unused_;
+uint64_t lb_markset_count(const LbMarkSet *m);
+typedef int (*LbMarkFn)(const LbId *id, uint32_t value, void *userdata);
+/* In id order; fn must not modify the set. */
+int lb_markset_foreach(LbMarkSet *m, LbMarkFn fn, void *userdata) _warn_unused_;

@@ -157,12 +157,20 @@ expect_exit 1 lb forget "$(id_of 2024-02-18)" 0000000000000000000000000000000000
 (($(snapshot_count) == 14)) || fail "forget with one unknown name removed the known one"
 ok "forget SNAP removes that snapshot; an unknown name removes nothing (exit 1)"
 
-# --prune: forget runs, then a clear failure until prune exists.
+# --prune: forget, then prune what only the forgotten snapshot used
+# (test_prune.sh covers prune itself). A dry run counts the snapshot as
+# gone and changes nothing.
 OLDEST_OTHER=$(lb snapshots --json | json '[s["id"] for s in d if s["hostname"] == "other"][0]')
-expect_exit 1 lb forget --prune "${OLDEST_OTHER:0:12}"
-output_has "prune is not implemented" || fail "--prune does not say prune is missing"
-(($(other_count) == 2)) || fail "forget --prune did not forget before failing"
-ok "forget --prune forgets, then exits 1 saying prune is not implemented"
+packs_before=$(find "$LONGBOX_REPO/packs" -type f | wc -l)
+expect_exit 0 lb forget --dry-run --prune --json "${OLDEST_OTHER:0:12}"
+(($(other_count) == 3)) || fail "forget --dry-run --prune removed a snapshot"
+tail -n 1 "$LB_OUT" | json 'd["dry_run"]' | grep -q true || fail "forget --dry-run --prune printed no prune summary"
+expect_exit 0 lb forget --prune "${OLDEST_OTHER:0:12}"
+(($(other_count) == 2)) || fail "forget --prune did not forget"
+output_has "freed" || fail "forget --prune printed no prune summary"
+(($(find "$LONGBOX_REPO/packs" -type f | wc -l) <= packs_before)) || fail "forget --prune added packs"
+expect_exit 2 lb forget --max-unused 5 "${OLDEST_OTHER:0:12}"
+ok "forget --prune forgets, then prunes; --dry-run changes nothing; --max-unused needs --prune"
 
 # --- what remains restores ------------------------------------------------------------------
 expect_exit 0 lb check
