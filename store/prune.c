@@ -474,7 +474,7 @@ static int check_all_owned(Prune *p) {
                 char h[2 * LB_ID_SIZE + 1];
                 lb_id_hex(&u.first, h);
                 return fail(p, -EBADMSG, "%" PRIu64 " blob%s that snapshots use (first %s) %s in no index file; "
-                            "nothing was deleted: run 'longbox check' and 'longbox index rebuild --read-packs'",
+                            "nothing was deleted: run 'longbox check' and 'longbox index rebuild --from-packs'",
                             u.n, u.n == 1 ? "" : "s", h, u.n == 1 ? "is" : "are");
         }
         return 0;

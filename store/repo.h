@@ -61,8 +61,11 @@ void lb_keyslot_clear(LbKeySlot *s);
 int lb_keyslot_open(const uint8_t *p, size_t n, const char *passphrase, uint8_t master[LB_KEY_SIZE]) _warn_unused_;
 
 /* KDF parameter presets. */
-#define LB_KDF_OPS_DEFAULT 3ull            /* crypto_pwhash_OPSLIMIT_MODERATE */
-#define LB_KDF_MEM_DEFAULT (256ull << 20)  /* crypto_pwhash_MEMLIMIT_MODERATE */
+/* Argon2id t=3, m=64 MiB: borg's argon2 defaults, above OWASP's minimum
+ * (t=2, m=19 MiB). libsodium's MODERATE (256 MiB) cost every command
+ * 0.5 s and set the peak RSS of every command, prune included. */
+#define LB_KDF_OPS_DEFAULT 3ull
+#define LB_KDF_MEM_DEFAULT (64ull << 20)
 #define LB_KDF_OPS_INSECURE 1ull           /* tests only: --insecure-fast-kdf */
 #define LB_KDF_MEM_INSECURE (8ull << 10)
 
