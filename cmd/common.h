@@ -36,6 +36,8 @@ typedef struct CliGlobals {
         bool json;
         bool quiet;
         const char *command;       /* "backup", "key add", ...: for messages */
+        const char *ca_cert;       /* remote locations: trusted CAs (PEM) */
+        const char *limit_upload;  /* remote locations: KiB/s, as given */
 } CliGlobals;
 extern CliGlobals cli;
 
@@ -44,6 +46,8 @@ enum {
         OPT_PASSWORD_FILE,
         OPT_CACHE_DIR,
         OPT_JSON,
+        OPT_CA_CERT,
+        OPT_LIMIT_UPLOAD,
         OPT_QUIET = 'q',
         OPT_HELP = 'h',
         OPT_VERSION = 0x180,
@@ -56,6 +60,8 @@ enum {
         { "password-file", required_argument, NULL, OPT_PASSWORD_FILE },     \
         { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },             \
         { "json", no_argument, NULL, OPT_JSON },                             \
+        { "ca-cert", required_argument, NULL, OPT_CA_CERT },                 \
+        { "limit-upload", required_argument, NULL, OPT_LIMIT_UPLOAD },       \
         { "quiet", no_argument, NULL, OPT_QUIET },                           \
         { "help", no_argument, NULL, OPT_HELP }
 
@@ -161,3 +167,8 @@ int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+/* Applies --ca-cert, --limit-upload and the LONGBOX_HTTP_* variables to the
+ * HTTP layer of remote backends; returns 0 or an exit code after reporting.
+ * cli_repo_location() calls it. */
+int cli_http_setup(void);
