@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "store/crypto.h"
+#include "store/http.h"
+#include "store/location.h"
 
 CliGlobals cli = { .lock_wait_ns = -1 };
 
@@ -26,6 +28,10 @@ const char cli_help_globals[] =
         "  --json                 machine-readable output where the command has it\n"
         "  --lock-wait DURATION   wait this long for a lock another longbox holds\n"
         "                         (30s, 10m, 1h; default 10m; 0 fails at once)\n"
+        "  --ca-cert FILE         remote locations: trust the CAs in this PEM file\n"
+        "                         (env LONGBOX_CA_CERT; default: the system's)\n"
+        "  --limit-upload KIB     remote locations: upload at most KIB KiB/s in total\n"
+        "                         (env LONGBOX_LIMIT_UPLOAD)\n"
         "  -q, --quiet            print only errors and the data asked for\n"
         "  -h, --help             show this help\n";
 
@@ -70,6 +76,12 @@ int cli_global_option(int c, char **argv, const char *help) {
         case OPT_JSON:
                 cli.json = true;
                 return -1;
+        case OPT_CA_CERT:
+                cli.ca_cert = optarg;
+                return -1;
+        case OPT_LIMIT_UPLOAD:
+                cli.limit_upload = optarg;
+                return -1;
         case OPT_QUIET:
                 cli.quiet = true;
                 return -1;
@@ -107,6 +119,22 @@ const char *cli_strerror(int err) {
                 return "format or location type not supported by this longbox";
         case ENOTUNIQ:
                 return "ambiguous name";
+        case ENXIO:
+                return "the bucket or remote folder does not exist";
+        case ENOKEY:
+                return "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY";
+        case ENOPKG:
+                return "rclone is not installed (or LONGBOX_RCLONE does not name it)";
+        case EHOSTUNREACH:
+                return "host not found or unreachable";
+        case ECONNREFUSED:
+                return "connection refused by the server";
+        case ETIMEDOUT:
+                return "the server did not answer in time (after retries)";
+        case ECONNRESET:
+                return "the connection broke (after retries)";
+        case EPROTO:
+                return "TLS or HTTP protocol error (check the certificate, --ca-cert and the location)";
         default:
                 return strerror(-err);
         }
@@ -346,7 +374,45 @@ int cli_get_new_passphrase(const char *file, char **ret) {
 
 /* ---- the repository ---- */
 
+int cli_http_setup(void) {
+        static bool done;
+        if (done)
+                return 0;
+        LbHttpOptions o;
+        lb_http_get_defaults(&o);
+        const char *ca = cli.ca_cert ? cli.ca_cert : getenv("LONGBOX_CA_CERT");
+        if (ca && *ca) {
+                if (access(ca, R_OK) < 0)
+                        return cli_fail(-errno, "read the CA file %s", ca);
+                o.ca_cert = ca;
+        }
+        const char *lim = cli.limit_upload ? cli.limit_upload : getenv("LONGBOX_LIMIT_UPLOAD");
+        long long v;
+        if (lim && *lim) {
+                if (cli_parse_int(lim, 1, 1ll << 40, &v) < 0)
+                        return cli_usage_error("--limit-upload needs a rate in KiB/s (1 or more), got '%s'", lim);
+                o.limit_upload = (uint64_t) v << 10;
+        }
+        const char *e = getenv("LONGBOX_HTTP_TIMEOUT");
+        if (e && *e) {
+                if (cli_parse_int(e, 1, 3600, &v) < 0)
+                        return cli_usage_error("LONGBOX_HTTP_TIMEOUT needs seconds from 1 to 3600, got '%s'", e);
+                o.timeout_s = (unsigned) v;
+        }
+        e = getenv("LONGBOX_HTTP_RETRIES");
+        if (e && *e) {
+                if (cli_parse_int(e, 0, 100, &v) < 0)
+                        return cli_usage_error("LONGBOX_HTTP_RETRIES needs a number from 0 to 100, got '%s'", e);
+                o.retries = (unsigned) v;
+        }
+        lb_http_set_defaults(&o);
+        done = true;
+        return 0;
+}
+
 const char *cli_repo_location(void) {
+        if (cli_http_setup() != 0)
+                return NULL;
         if (!cli.repo) {
                 const char *e = getenv("LONGBOX_REPO");
                 if (e && *e)
@@ -406,14 +472,28 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
                 return cli_error(CLI_EXIT_BAD_PASSWORD, "Failed to open repository: wrong passphrase: no key slot of %s "
                                  "opens with it", loc);
         case -EPROTONOSUPPORT:
-                if (loc[0] != '/' && strncmp(loc, "dir:", 4) != 0 && strchr(loc, ':'))
-                        return cli_error(CLI_EXIT_ERROR, "Failed to open repository %s: this longbox supports only "
-                                         "local directories as locations", loc);
+                if (strncmp(loc, "sftp:", 5) == 0)
+                        return cli_error(CLI_EXIT_ERROR, "Failed to open repository %s: sftp: is not supported; "
+                                         "use rclone:REMOTE:PATH with an rclone sftp remote", loc);
                 return cli_error(CLI_EXIT_ERROR, "Failed to open repository %s: repository format is newer than this "
                                  "longbox (%s); upgrade longbox to use it", loc, LB_VERSION_STRING);
         case -EBADMSG:
                 return cli_error(CLI_EXIT_CORRUPT, "Failed to open repository %s: its config or key slot is damaged "
                                  "or was altered; run 'longbox check'", loc);
+        case -ENXIO:
+                return cli_error(CLI_EXIT_NO_REPO, "Failed to open repository: no repository at %s: the bucket or "
+                                 "folder does not exist", loc);
+        case -EACCES:
+                if (lb_location_is_remote(loc))
+                        return cli_error(CLI_EXIT_ERROR, "Failed to open repository %s: the server refused the "
+                                         "credentials; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the WebDAV "
+                                         "user and LONGBOX_WEBDAV_PASSWORD", loc);
+                return cli_fail(k, "open repository %s", loc);
+        case -EINVAL:
+                if (lb_location_is_remote(loc))
+                        return cli_error(CLI_EXIT_USAGE, "Failed to open repository %s: not a valid location; see "
+                                         "longbox(1) LOCATIONS", loc);
+                return cli_fail(k, "open repository %s", loc);
         default:
                 return cli_fail(k, "open repository %s", loc);
         }

@@ -37,6 +37,8 @@ typedef struct CliGlobals {
         bool quiet;
         int64_t lock_wait_ns;      /* --lock-wait; < 0: not given (default CLI_LOCK_WAIT_DEFAULT_NS) */
         const char *command;       /* "backup", "key add", ...: for messages */
+        const char *ca_cert;       /* remote locations: trusted CAs (PEM) */
+        const char *limit_upload;  /* remote locations: KiB/s, as given */
 } CliGlobals;
 extern CliGlobals cli;
 
@@ -46,6 +48,8 @@ enum {
         OPT_CACHE_DIR,
         OPT_JSON,
         OPT_LOCK_WAIT,
+        OPT_CA_CERT,
+        OPT_LIMIT_UPLOAD,
         OPT_QUIET = 'q',
         OPT_HELP = 'h',
         OPT_VERSION = 0x180,
@@ -59,6 +63,8 @@ enum {
         { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },             \
         { "json", no_argument, NULL, OPT_JSON },                             \
         { "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },             \
+        { "ca-cert", required_argument, NULL, OPT_CA_CERT },                 \
+        { "limit-upload", required_argument, NULL, OPT_LIMIT_UPLOAD },       \
         { "quiet", no_argument, NULL, OPT_QUIET },                           \
         { "help", no_argument, NULL, OPT_HELP }
 
@@ -182,3 +188,8 @@ int cmd_forget(int argc, char **argv);
 int cli_prune(LbRepo *r, unsigned max_unused, bool dry_run, const LbId *ignore, size_t n_ignore);
 /* Parses --max-unused; 0 or an exit code after reporting. */
 int cli_parse_max_unused(const char *s, unsigned *ret);
+int cmd_sync(int argc, char **argv);
+/* Applies --ca-cert, --limit-upload and the LONGBOX_HTTP_* variables to the
+ * HTTP layer of remote backends; returns 0 or an exit code after reporting.
+ * cli_repo_location() calls it. */
+int cli_http_setup(void);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "cmd/common.h"
+#include "store/location.h"
 
 static const char help[] =
         "Usage: longbox init [OPTIONS]\n"
@@ -97,6 +98,13 @@ int cmd_init(int argc, char **argv) {
         if (k == -ENOTEMPTY || k == -EEXIST)
                 return cli_error(CLI_EXIT_ERROR, "Failed to create repository: %s is not empty; longbox init needs an "
                                  "empty or missing directory", loc);
+        if (k == -EACCES && lb_location_is_remote(loc))
+                return cli_error(CLI_EXIT_ERROR, "Failed to create repository %s: the server refused the credentials; "
+                                 "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the WebDAV user and "
+                                 "LONGBOX_WEBDAV_PASSWORD", loc);
+        if (k == -EINVAL && lb_location_is_remote(loc))
+                return cli_error(CLI_EXIT_USAGE, "Failed to create repository %s: not a valid location; see longbox(1) "
+                                 "LOCATIONS", loc);
         if (k < 0)
                 return cli_fail(k, "create repository %s", loc);
 

@@ -25,6 +25,7 @@ static const Command commands[] = {
         { "check", cmd_check, "verify the repository's structure (and data with --read-data)" },
         { "index", cmd_index, "rebuild the local index" },
         { "unlock", cmd_unlock, "remove stale locks" },
+        { "sync", cmd_sync, "copy the repository to another location (S3, WebDAV, rclone, directory)" },
 };
 
 static void print_main_help(FILE *f) {

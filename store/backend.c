@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "store/backend.h"
+#include "store/location.h"
 
 const char *lb_obj_type_dir(LbObjType t) {
         switch (t) {
@@ -20,18 +21,69 @@ const char *lb_obj_type_dir(LbObjType t) {
         }
 }
 
+bool lb_obj_name_ok(const char *name) {
+        /* Object names are ours (hex ids); refuse anything that could escape. */
+        if (!*name || strlen(name) > 128)
+                return false;
+        for (const char *c = name; *c; c++)
+                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-' || *c == '_'))
+                        return false;
+        return true;
+}
+
+char *lb_obj_path(LbObjType t, const char *name) {
+        if (t == LB_OBJ_CONFIG)
+                return strdup("config");
+        if (t == LB_OBJ_PACK)
+                return lb_strdup_printf("packs/%.2s/%s", name, name);
+        return lb_strdup_printf("%s/%s", lb_obj_type_dir(t), name);
+}
+
+bool lb_obj_path_parse(LbObjType t, const char *rel, const char **ret_name) {
+        const char *dir = lb_obj_type_dir(t);
+        if (!dir || t == LB_OBJ_CONFIG)
+                return false;
+        size_t dl = strlen(dir);
+        if (strncmp(rel, dir, dl) != 0 || rel[dl] != '/')
+                return false;
+        const char *name = rel + dl + 1;
+        if (t == LB_OBJ_PACK) {
+                /* packs/<first two characters>/<name> */
+                if (strlen(name) < 3 || name[2] != '/' || strncmp(name, name + 3, 2) != 0)
+                        return false;
+                name += 3;
+        }
+        if (!lb_obj_name_ok(name))
+                return false;
+        *ret_name = name;
+        return true;
+}
+
 int lb_backend_open(const char *location, LbBackend **ret) {
         if (!location || !*location)
                 return -EINVAL;
-        if (strncmp(location, "dir:", 4) == 0)
-                return lb_backend_dir_open(location + 4, ret);
-        /* Anything that looks like "scheme:..." with a known remote scheme
-         * belongs to a later backend; refuse rather than make a directory. */
-        static const char *const remote[] = { "s3:", "webdav:", "rclone:", "sftp:" };
-        for (size_t i = 0; i < LB_ARRAY_SIZE(remote); i++)
-                if (strncmp(location, remote[i], strlen(remote[i])) == 0)
-                        return -EPROTONOSUPPORT;
-        return lb_backend_dir_open(location, ret);
+        if (strncmp(location, "sftp:", 5) == 0)
+                return -EPROTONOSUPPORT;
+        LbLocation loc;
+        int k = lb_location_parse(location, &loc);
+        if (k < 0)
+                return k;
+        switch (loc.kind) {
+        case LB_LOC_S3:
+                k = lb_backend_s3_open(&loc, location, ret);
+                break;
+        case LB_LOC_WEBDAV:
+                k = lb_backend_webdav_open(&loc, location, ret);
+                break;
+        case LB_LOC_RCLONE:
+                k = lb_backend_rclone_open(&loc, location, ret);
+                break;
+        default:
+                k = lb_backend_dir_open(loc.path, ret);
+                break;
+        }
+        lb_location_clear(&loc);
+        return k;
 }
 
 LbBackend *lb_backend_free(LbBackend *b) {

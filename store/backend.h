@@ -8,8 +8,20 @@
  * their contents. Every put is atomic (a reader never sees a partial
  * object) and durable when it returns.
  *
- * Only the local directory backend exists in this version; S3, WebDAV and
- * rclone come behind the same interface.
+ * Backends: a local directory (backend_dir.c), S3 (backend_s3.c), WebDAV
+ * and rclone (backend_webdav.c). Remote ones lay objects out under the same
+ * names as the directory backend (docs/design.md "Repository layout"), so
+ * a byte copy of a repository directory is a valid remote and back.
+ *
+ * Every function may be called from several threads at once.
+ *
+ * Errors of remote backends (see store/http.h for the whole mapping):
+ *   -EACCES         credentials refused
+ *   -ENXIO          the bucket or base folder does not exist
+ *   -ENOKEY         no credentials configured (S3)
+ *   -ENOPKG         a helper program is missing (rclone)
+ *   -EHOSTUNREACH, -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET, -EIO (server
+ *                   errors after retries), -EPROTO (TLS or protocol)
  */
 
 #include "store/util.h"
@@ -49,7 +61,7 @@ struct LbBackend {
         int (*stat)(LbBackend *b, LbObjType t, const char *name, uint64_t *ret_size);
         /* Lists a namespace in no particular order. */
         int (*list)(LbBackend *b, LbObjType t, LbListFn fn, void *userdata);
-        /* -ENOENT if missing. */
+        /* -ENOENT if missing (S3 cannot tell: there it returns 0). */
         int (*remove)(LbBackend *b, LbObjType t, const char *name);
         /* A local directory for derived state (LMDB index) if the backend
          * is local, else NULL; borrowed, valid for the backend's life. */
@@ -67,5 +79,18 @@ int lb_backend_open(const char *location, LbBackend **ret) _warn_unused_;
 LbBackend *lb_backend_free(LbBackend *b);  /* NULL ok; returns NULL */
 
 int lb_backend_dir_open(const char *path, LbBackend **ret) _warn_unused_;
+/* Remote backends take a parsed location (store/location.h). */
+typedef struct LbLocation LbLocation;
+int lb_backend_s3_open(const LbLocation *loc, const char *text, LbBackend **ret) _warn_unused_;
+int lb_backend_webdav_open(const LbLocation *loc, const char *text, LbBackend **ret) _warn_unused_;
+int lb_backend_rclone_open(const LbLocation *loc, const char *text, LbBackend **ret) _warn_unused_;
 
 const char *lb_obj_type_dir(LbObjType t);
+/* True for names the backends accept: 1-128 of [0-9a-z_-]. */
+bool lb_obj_name_ok(const char *name);
+/* The object's path relative to the repository root: "config",
+ * "keys/NAME", "packs/NA/NAME", ...; NULL on allocation failure. */
+char *lb_obj_path(LbObjType t, const char *name);
+/* Whether rel (a path relative to the repository root, as lb_obj_path
+ * makes) is an object of type t; *ret_name points into rel. */
+bool lb_obj_path_parse(LbObjType t, const char *rel, const char **ret_name);

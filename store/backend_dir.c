@@ -34,15 +34,7 @@ typedef struct DirBackend {
 
 static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
 
-static bool name_ok(const char *name) {
-        /* Object names are ours (hex ids); refuse anything that could escape. */
-        if (!*name || strlen(name) > 128)
-                return false;
-        for (const char *c = name; *c; c++)
-                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-' || *c == '_'))
-                        return false;
-        return true;
-}
+#define name_ok lb_obj_name_ok
 
 /* Directory of an object of type t named name; pack names shard on their first two characters. */
 static char *obj_dir(DirBackend *d, LbObjType t, const char *name) {

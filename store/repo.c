@@ -41,10 +41,10 @@ static int repo_setup(LbRepo *r, const char *cache_dir) {
         }
         if (local)
                 r->index_dir = lb_path_join(local, "localindex");
+        else if (!cache_dir)
+                return 0; /* a remote without a cache: no local index (init needs none) */
         else {
                 char id[2 * LB_REPO_ID_SIZE + 1];
-                if (!cache_dir)
-                        return -EINVAL;
                 lb_hex_encode(r->cfg.repo_id, LB_REPO_ID_SIZE, id);
                 r->index_dir = lb_strdup_printf("%s/%s/index", cache_dir, id);
         }
@@ -390,6 +390,8 @@ static int check_file_present(const LbId *id, void *ud) {
 static int index_open(LbRepo *r) {
         if (r->index)
                 return 0;
+        if (!r->index_dir)
+                return -EINVAL;
         return lb_index_open(r->index_dir, &r->index);
 }
 

@@ -143,3 +143,134 @@ lb_pg_stop() {
         rm -rf "$LB_PG_DIR"
         unset LB_PG_DIR LB_PGHOST LB_PGPORT LB_PGUSER LB_PG_CONNINFO LB_PG_PWUSER LB_PG_PWPASS
 }
+
+# ---- S3 (s3rver from npm) and WebDAV (rclone serve webdav) ----
+#
+# s3rver 3.7.1 is installed by lb_s3rver_install into .cache/npm in the
+# source tree (git-ignored); scripts/bootstrap calls it, so a clean clone
+# gets it. The server keeps its objects in a temp directory under /tmp and
+# listens on 127.0.0.1 on a free port with the bucket $LB_S3_BUCKET made.
+# Exports:
+#   LB_S3_ENDPOINT  http://127.0.0.1:PORT
+#   LB_S3_BUCKET    the bucket made at start (lbtest)
+#   LB_S3_DIR       s3rver's data directory (objects are files under it)
+#   LB_S3_KEY, LB_S3_SECRET   credentials s3rver accepts (S3RVER/S3RVER)
+#   LB_S3_PID
+# WebDAV: `rclone serve webdav` over a temp directory with a random
+# password. Exports:
+#   LB_WEBDAV_URL   http://127.0.0.1:PORT
+#   LB_WEBDAV_USER, LB_WEBDAV_PASS
+#   LB_WEBDAV_DIR   the served directory
+#   LB_WEBDAV_PID
+
+LB_S3RVER_VERSION=3.7.1
+_lb_services_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+LB_NPM_PREFIX=${LB_NPM_PREFIX:-$_lb_services_root/.cache/npm}
+
+# lb_s3rver_bin: print the s3rver executable if it is installed.
+lb_s3rver_bin() {
+        local b=$LB_NPM_PREFIX/node_modules/.bin/s3rver
+        [[ -x $b ]] && echo "$b"
+}
+
+# lb_s3rver_install: npm install s3rver into $LB_NPM_PREFIX (idempotent).
+lb_s3rver_install() {
+        local v
+        if v=$(cat "$LB_NPM_PREFIX/node_modules/s3rver/package.json" 2>/dev/null) &&
+                [[ $v == *"\"version\": \"$LB_S3RVER_VERSION\""* ]]; then
+                return 0
+        fi
+        command -v npm >/dev/null || { echo "services: npm not found (install nodejs npm)" >&2; return 1; }
+        mkdir -p "$LB_NPM_PREFIX"
+        npm install --silent --no-audit --no-fund --prefix "$LB_NPM_PREFIX" "s3rver@$LB_S3RVER_VERSION" >&2
+}
+
+# _lb_spawn LOG CMD...: start CMD in the background with no inherited
+# descriptors beyond 0-2 (meson waits for its pipes), print its pid.
+_lb_spawn() {
+        local log=$1
+        shift
+        (
+                local fd
+                for fd in "/proc/$BASHPID/fd/"*; do
+                        fd=${fd##*/}
+                        if ((fd > 2)); then eval "exec $fd>&-"; fi
+                done 2>/dev/null
+                exec "$@" </dev/null >"$log" 2>&1
+        ) &
+        echo $!
+}
+
+# _lb_wait_http URL PID [SECONDS]: wait until URL answers (any HTTP status).
+_lb_wait_http() {
+        local deadline=$((SECONDS + ${3:-30}))
+        until curl -s -o /dev/null -m 2 "$1"; do
+                kill -0 "$2" 2>/dev/null || return 1
+                ((SECONDS < deadline)) || return 1
+                sleep 0.1
+        done
+}
+
+lb_s3_start() {
+        [[ -z ${LB_S3_PID:-} ]] || return 0
+        local bin port dir
+        bin=$(lb_s3rver_bin) || { echo "services: s3rver is not installed (scripts/bootstrap installs it)" >&2; return 1; }
+        dir=$(mktemp -d /tmp/lb-s3.XXXXXX)
+        port=$(lb_free_port)
+        LB_S3_BUCKET=lbtest
+        # s3rver makes continuation tokens with DES, which OpenSSL 3 keeps in
+        # its legacy provider: without it every truncated listing is a 500.
+        LB_S3_PID=$(NODE_OPTIONS=--openssl-legacy-provider _lb_spawn "$dir.log" "$bin" -d "$dir" -a 127.0.0.1 -p "$port" -s --configure-bucket "$LB_S3_BUCKET")
+        LB_S3_ENDPOINT=http://127.0.0.1:$port
+        LB_S3_DIR=$dir
+        LB_S3_KEY=S3RVER
+        LB_S3_SECRET=S3RVER
+        export LB_S3_ENDPOINT LB_S3_BUCKET LB_S3_DIR LB_S3_KEY LB_S3_SECRET LB_S3_PID
+        echo "services: starting s3rver on $LB_S3_ENDPOINT (objects in $dir)"
+        if ! _lb_wait_http "$LB_S3_ENDPOINT/" "$LB_S3_PID"; then
+                cat "$dir.log" >&2
+                echo "services: s3rver did not start" >&2
+                lb_s3_stop
+                return 1
+        fi
+}
+
+lb_s3_stop() {
+        [[ -n ${LB_S3_PID:-} ]] || return 0
+        echo "services: stopping s3rver on ${LB_S3_ENDPOINT:-?}"
+        kill "$LB_S3_PID" 2>/dev/null || true
+        wait "$LB_S3_PID" 2>/dev/null || true
+        rm -rf "$LB_S3_DIR" "$LB_S3_DIR.log"
+        unset LB_S3_PID LB_S3_ENDPOINT LB_S3_BUCKET LB_S3_DIR LB_S3_KEY LB_S3_SECRET
+}
+
+lb_webdav_start() {
+        [[ -z ${LB_WEBDAV_PID:-} ]] || return 0
+        command -v rclone >/dev/null || { echo "services: rclone is not installed" >&2; return 1; }
+        local port dir
+        dir=$(mktemp -d /tmp/lb-dav.XXXXXX)
+        port=$(lb_free_port)
+        LB_WEBDAV_USER=lbuser
+        LB_WEBDAV_PASS=pw-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+        LB_WEBDAV_DIR=$dir
+        LB_WEBDAV_URL=http://127.0.0.1:$port
+        LB_WEBDAV_PID=$(RCLONE_USER=$LB_WEBDAV_USER RCLONE_PASS=$LB_WEBDAV_PASS \
+                _lb_spawn "$dir.log" rclone serve webdav "$dir" --addr "127.0.0.1:$port" --log-level ERROR)
+        export LB_WEBDAV_URL LB_WEBDAV_USER LB_WEBDAV_PASS LB_WEBDAV_DIR LB_WEBDAV_PID
+        echo "services: starting rclone serve webdav on $LB_WEBDAV_URL (files in $dir)"
+        if ! _lb_wait_http "$LB_WEBDAV_URL/" "$LB_WEBDAV_PID"; then
+                cat "$dir.log" >&2
+                echo "services: rclone serve webdav did not start" >&2
+                lb_webdav_stop
+                return 1
+        fi
+}
+
+lb_webdav_stop() {
+        [[ -n ${LB_WEBDAV_PID:-} ]] || return 0
+        echo "services: stopping rclone serve webdav on ${LB_WEBDAV_URL:-?}"
+        kill "$LB_WEBDAV_PID" 2>/dev/null || true
+        wait "$LB_WEBDAV_PID" 2>/dev/null || true
+        rm -rf "$LB_WEBDAV_DIR" "$LB_WEBDAV_DIR.log"
+        unset LB_WEBDAV_PID LB_WEBDAV_URL LB_WEBDAV_USER LB_WEBDAV_PASS LB_WEBDAV_DIR
+}
