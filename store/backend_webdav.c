@@ -238,6 +238,51 @@ static int dav_list(LbBackend *b, LbObjType t, LbListFn fn, void *userdata) {
         return k;
 }
 
+/* DELETEs the ".tmp-*" uploads a killed put left in one folder. */
+static int remove_temps_in(DavBackend *d, const char *rel, unsigned *n) {
+        LbRemoteList l = {};
+        int k = propfind(d, rel, &l);
+        if (k == -ENOENT)
+                return 0;
+        for (size_t i = 0; k == 0 && i < l.n; i++) {
+                if (l.v[i].is_dir || strncmp(l.v[i].name, ".tmp-", 5) != 0 || strchr(l.v[i].name, '/'))
+                        continue;
+                _cleanup_free_ char *url = lb_strdup_printf("%s%s/%s/%s", d->origin, d->root, rel, l.v[i].name);
+                k = url ? simple(d, "DELETE", url, NULL, NULL) : -ENOMEM;
+                if (k == -ENOENT)
+                        k = 0;
+                else if (k == 0)
+                        (*n)++;
+        }
+        lb_remote_list_clear(&l);
+        return k;
+}
+
+static int dav_remove_temporaries(LbBackend *b, unsigned *ret_removed) {
+        DavBackend *d = (DavBackend *) b;
+        unsigned n = 0;
+        int k = remove_temps_in(d, "index", &n);
+        if (k == 0)
+                k = remove_temps_in(d, "snapshots", &n);
+        LbRemoteList shards = {};
+        if (k == 0) {
+                k = propfind(d, "packs", &shards);
+                if (k == -ENOENT)
+                        k = 0;
+        }
+        for (size_t i = 0; k == 0 && i < shards.n; i++) {
+                const char *s = shards.v[i].name;
+                if (!shards.v[i].is_dir || strlen(s) != 2 || !lb_is_hex(s, 2))
+                        continue;
+                _cleanup_free_ char *rel = lb_strdup_printf("packs/%s", s);
+                k = rel ? remove_temps_in(d, rel, &n) : -ENOMEM;
+        }
+        lb_remote_list_clear(&shards);
+        if (k == 0 && ret_removed)
+                *ret_removed = n;
+        return k;
+}
+
 static int dav_remove(LbBackend *b, LbObjType t, const char *name) {
         DavBackend *d = (DavBackend *) b;
         _cleanup_free_ char *url = obj_url(d, t, name);
@@ -321,6 +366,7 @@ static DavBackend *dav_new(const char *text) {
                 .get = dav_get,
                 .stat = dav_stat,
                 .list = dav_list,
+                .remove_temporaries = dav_remove_temporaries,
                 .remove = dav_remove,
                 .local_dir = dav_local_dir,
                 .free = dav_free,

@@ -85,6 +85,20 @@ expect_exit 0 lb restore latest --target "$T/restore2"
 assert_same_tree "$SRC" "$T/restore2$SRC"
 ok "forget and index rebuild on S3, restore after"
 
+# prune on S3: what only the forgotten snapshot used goes; what stays
+# restores; a second prune has nothing to do.
+expect_exit 0 lb prune --max-unused 0 --json
+[[ $(json 'd["packs_deleted"] + d["packs_repacked"]' <"$LB_OUT") != 0 ]] ||
+        fail "prune on S3 found nothing to remove after forget: $(cat "$LB_OUT")"
+expect_exit 0 lb check --read-data
+rm -rf "$T/restore2"
+expect_exit 0 lb restore latest --target "$T/restore2"
+assert_same_tree "$SRC" "$T/restore2$SRC"
+expect_exit 0 lb prune --max-unused 0 --json
+[[ $(json 'd["packs_deleted"] + d["packs_repacked"] + d["packs_unindexed"]' <"$LB_OUT") == 0 ]] ||
+        fail "a second prune on S3 still had work: $(cat "$LB_OUT")"
+ok "prune on S3: check --read-data passes, restore byte-exact, a rerun has nothing to do"
+
 # Errors: each a clear sentence and the documented exit code.
 expect_exit 10 lb snapshots --repo "s3:$LB_S3_ENDPOINT/no-such-bucket/x"
 output_has "bucket or folder does not exist" || fail "missing bucket: unclear message: $(cat "$LB_ERR")"

@@ -36,6 +36,23 @@ ok "check --read-data on WebDAV"
 [[ $(LONGBOX_REPO=$LB_WEBDAV_DIR/$RUN_ID/deep/repo snapshot_count) == 2 ]] || fail "served folder is not a repository"
 ok "the WebDAV layout is the directory layout"
 
+# prune on WebDAV also removes the temporary upload of a killed put.
+served=$LB_WEBDAV_DIR/$RUN_ID/deep/repo
+shard=$(find "$served/packs" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | head -n 1)
+# Through the server (rclone caches its listings: a file made behind its
+# back stays invisible for minutes).
+curl -s -f -o /dev/null -u "$LB_WEBDAV_USER:$LB_WEBDAV_PASS" -T - \
+        "$LB_WEBDAV_URL/$RUN_ID/deep/repo/packs/$shard/.tmp-0123456789abcdef" <<<"partial upload" ||
+        fail "could not PUT a temporary file through WebDAV"
+[[ -n $(find "$served" -name '.tmp-*') ]] || fail "the planted temporary upload is not in the served folder"
+expect_exit 0 lb forget --keep-last 1 --prune --max-unused 0
+expect_exit 0 lb check --read-data
+[[ -z $(find "$served" -name '.tmp-*') ]] || fail "prune left temporary uploads: $(find "$served" -name '.tmp-*')"
+rm -rf "$T/restore"
+expect_exit 0 lb restore latest --target "$T/restore"
+assert_same_tree "$SRC" "$T/restore$SRC"
+ok "forget --prune on WebDAV: temporary uploads removed, check passes, restore byte-exact"
+
 LONGBOX_WEBDAV_PASSWORD=wrong expect_exit 1 lb snapshots
 output_has "refused the credentials" || fail "wrong password: unclear message: $(cat "$LB_ERR")"
 ok "wrong WebDAV password: exit 1, credentials refused"
