@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "store/prune.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -962,11 +963,34 @@ static char *mark_dir(LbRepo *r) {
         return lb_strdup_printf("%s/prune-mark-%ld", r->index_dir, (long) getpid());
 }
 
+/* Removes the mark sets of prunes that were killed (their pid is gone). */
+static void remove_stale_mark_dirs(LbRepo *r) {
+        DIR *dir = opendir(r->index_dir);
+        if (!dir)
+                return;
+        struct dirent *de;
+        while ((de = readdir(dir))) {
+                long pid;
+                char tail;
+                if (sscanf(de->d_name, "prune-mark-%ld%c", &pid, &tail) != 1 || pid <= 0 ||
+                    (kill((pid_t) pid, 0) == 0 || errno != ESRCH))
+                        continue;
+                _cleanup_free_ char *path = lb_path_join(r->index_dir, de->d_name);
+                _cleanup_free_ char *data = path ? lb_path_join(path, "data.mdb") : NULL;
+                if (data) {
+                        (void) unlink(data);
+                        (void) rmdir(path);
+                }
+        }
+        closedir(dir);
+}
+
 int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **ret_error) {
         if (!r->index)
                 return -EINVAL;
         Prune p = { .r = r, .o = o };
         int64_t t0 = lb_mono_ns();
+        remove_stale_mark_dirs(r);
         _cleanup_free_ char *dir = mark_dir(r);
         int k = dir ? lb_markset_open(dir, &p.mark) : -ENOMEM;
         if (k < 0) {
