@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "lb-config.h"
+#include "store/policy.h"
 #include "store/repo.h"
 
 #define LB_VERSION_STRING "longbox " LB_VERSION
@@ -35,6 +36,9 @@ typedef struct CliGlobals {
         const char *cache_dir;
         bool json;
         bool quiet;
+        const char *config;        /* --config FILE */
+        const char *metrics_file;  /* --metrics-file FILE */
+        bool help_shown;           /* --help ran: nothing to record */
         const char *command;       /* "backup", "key add", ...: for messages */
 } CliGlobals;
 extern CliGlobals cli;
@@ -44,6 +48,8 @@ enum {
         OPT_PASSWORD_FILE,
         OPT_CACHE_DIR,
         OPT_JSON,
+        OPT_CONFIG,
+        OPT_METRICS_FILE,
         OPT_QUIET = 'q',
         OPT_HELP = 'h',
         OPT_VERSION = 0x180,
@@ -56,6 +62,8 @@ enum {
         { "password-file", required_argument, NULL, OPT_PASSWORD_FILE },     \
         { "cache-dir", required_argument, NULL, OPT_CACHE_DIR },             \
         { "json", no_argument, NULL, OPT_JSON },                             \
+        { "config", required_argument, NULL, OPT_CONFIG },                   \
+        { "metrics-file", required_argument, NULL, OPT_METRICS_FILE },       \
         { "quiet", no_argument, NULL, OPT_QUIET },                           \
         { "help", no_argument, NULL, OPT_HELP }
 
@@ -161,3 +169,43 @@ int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_config(int argc, char **argv);   /* cmd/config-cmd.c */
+int cmd_status(int argc, char **argv);   /* cmd/status.c */
+int cmd_drill(int argc, char **argv);    /* cmd/drill.c */
+int cmd_run(int argc, char **argv);      /* cmd/run.c */
+
+/* ---- the config file (cmd/config-cmd.c; format in cmd/config.h) ---- */
+typedef struct CliConfig CliConfig;
+/* The config: --config, LONGBOX_CONFIG, else /etc/longbox/longbox.conf when
+ * it exists. Loaded and checked (permissions too) on first use. Returns 0
+ * with *ret set, or NULL when there is no config file; or an exit code
+ * after reporting every problem. */
+int cli_config_get(const CliConfig **ret);
+/* The [retention] policy of the config: 0 and *ret (keep_tags empty),
+ * -ENOENT when the config has none (or there is no config), or an exit
+ * code (> 0) after reporting a broken config. *ret_prune: prune after
+ * forget. */
+int cli_config_retention(LbPolicy *ret, bool *ret_prune);
+
+/* ---- results of unattended commands (cmd/report.c) ----
+ * backup, sync, forget, prune, check, drill and run record an event in
+ * the repository (docs/design.md "Events"), update the --metrics-file and
+ * fire the [notify] hooks. main() wraps the command; run wraps each step
+ * too. Nested reports (run -> backup) are allowed, two levels deep. */
+/* Whether the command records its result (not for --dry-run). */
+bool cli_report_wanted(const char *command, int argc, char **argv);
+void cli_report_begin(const char *kind);
+/* The repository the command opened (called by cli_open_repo): its
+ * location and keys are kept so the event can be written at the end. */
+void cli_report_repo(LbRepo *r);
+void cli_report_snapshot(const LbId *id);
+void cli_report_meta(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first error message of the current report(s) (called by cli_error/cli_fail). */
+void cli_report_message(const char *msg);
+/* Records the result of the innermost report: event, metrics and, when
+ * notify, the notification. Returns exit_code. */
+int cli_report_end(int exit_code, bool notify);
+/* The backup statistics of the current report (event meta and metrics). */
+void cli_report_backup(const LbId *snapshot, const LbSnapshotStats *s, const char *database);
+/* Wipes the kept keys. */
+void cli_report_cleanup(void);

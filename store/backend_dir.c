@@ -32,7 +32,7 @@ typedef struct DirBackend {
         uint8_t shard_synced[256 / 8];   /* packs/<xx>/ known durable in packs/ */
 } DirBackend;
 
-static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
+static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks", "events" };
 
 static bool name_ok(const char *name) {
         /* Object names are ours (hex ids); refuse anything that could escape. */
@@ -129,6 +129,8 @@ static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, s
                         pthread_mutex_unlock(&d->lock);
                 }
         }
+        if (t == LB_OBJ_EVENT && mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;   /* repositories made before events existed */
         return lb_write_file_atomic(dir, t == LB_OBJ_CONFIG ? "config" : name, p, n, 0600);
 }
 
