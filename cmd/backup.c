@@ -275,6 +275,7 @@ static int backup_db(LbPgBackupOptions *pg) {
                                  error ? error : cli_strerror(k));
         }
         print_db_summary(&res);
+        cli_report_backup(&res.snapshot_id, &res.stats, res.database);
         return CLI_EXIT_OK;
 }
 
@@ -442,6 +443,7 @@ int cmd_backup(int argc, char **argv) {
         }
 
         print_summary(&res);
+        cli_report_backup(&res.snapshot_id, &res.stats, NULL);
         if (res.stats.errors > 0) {
                 char id[9];
                 cli_id_short(&res.snapshot_id, id);

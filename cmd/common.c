@@ -11,6 +11,7 @@
 #include <termios.h>
 #include <time.h>
 
+#include "cmd/config.h"
 #include "store/crypto.h"
 #include "store/http.h"
 #include "store/location.h"
@@ -20,11 +21,14 @@ CliGlobals cli = { .lock_wait_ns = -1 };
 const char cli_help_globals[] =
         "\n"
         "Global options (before or after the command):\n"
-        "  --repo LOCATION        repository location (env LONGBOX_REPO)\n"
+        "  --repo LOCATION        repository location (env LONGBOX_REPO; else the config's\n"
+        "                         [repository] location)\n"
         "  --password-file FILE   read the passphrase from FILE (env LONGBOX_PASSWORD_FILE);\n"
-        "                         else env LONGBOX_PASSWORD, else a prompt on the terminal\n"
-        "  --cache-dir DIR        local cache (env LONGBOX_CACHE_DIR; default\n"
-        "                         $XDG_CACHE_HOME/longbox or ~/.cache/longbox)\n"
+        "                         else env LONGBOX_PASSWORD, else the config's password-file\n"
+        "                         or password, else a prompt on the terminal\n"
+        "  --cache-dir DIR        local cache (env LONGBOX_CACHE_DIR; else the config's\n"
+        "                         cache-dir; default $XDG_CACHE_HOME/longbox or\n"
+        "                         ~/.cache/longbox)\n"
         "  --json                 machine-readable output where the command has it\n"
         "  --lock-wait DURATION   wait this long for a lock another longbox holds\n"
         "                         (30s, 10m, 1h; default 10m; 0 fails at once)\n"
@@ -32,6 +36,10 @@ const char cli_help_globals[] =
         "                         (env LONGBOX_CA_CERT; default: the system's)\n"
         "  --limit-upload KIB     remote locations: upload at most KIB KiB/s in total\n"
         "                         (env LONGBOX_LIMIT_UPLOAD)\n"
+        "  --config FILE          config file (env LONGBOX_CONFIG; default\n"
+        "                         /etc/longbox/longbox.conf when it exists)\n"
+        "  --metrics-file FILE    write Prometheus metrics of unattended commands to FILE\n"
+        "                         (env LONGBOX_METRICS_FILE; config [status] metrics-file)\n"
         "  -q, --quiet            print only errors and the data asked for\n"
         "  -h, --help             show this help\n";
 
@@ -89,7 +97,14 @@ int cli_global_option(int c, char **argv, const char *help) {
                 if (cli_parse_duration(optarg, &cli.lock_wait_ns) < 0)
                         return cli_usage_error("--lock-wait needs a duration such as 30s, 10m or 1h, got '%s'", optarg);
                 return -1;
+        case OPT_CONFIG:
+                cli.config = optarg;
+                return -1;
+        case OPT_METRICS_FILE:
+                cli.metrics_file = optarg;
+                return -1;
         case OPT_HELP:
+                cli.help_shown = true;
                 fputs(help, stdout);
                 fputs(cli_help_globals, stdout);
                 fputs(cli_help_exit_codes, stdout);
@@ -155,21 +170,24 @@ int cli_exit_code(int err) {
 
 int cli_fail(int err, const char *what_fmt, ...) {
         va_list ap;
+        char what[2048], msg[2200];
         va_start(ap, what_fmt);
-        fputs("longbox: Failed to ", stderr);
-        vfprintf(stderr, what_fmt, ap);
-        fprintf(stderr, ": %s\n", cli_strerror(err));
+        vsnprintf(what, sizeof what, what_fmt, ap);
         va_end(ap);
+        snprintf(msg, sizeof msg, "Failed to %s: %s", what, cli_strerror(err));
+        fprintf(stderr, "longbox: %s\n", msg);
+        cli_report_message(msg);
         return cli_exit_code(err);
 }
 
 int cli_error(int code, const char *fmt, ...) {
         va_list ap;
+        char msg[4096];
         va_start(ap, fmt);
-        fputs("longbox: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        fprintf(stderr, "longbox: %s\n", msg);
+        cli_report_message(msg);
         return code;
 }
 
@@ -326,6 +344,15 @@ static int prompt_passphrase(const char *what, bool confirm, char **ret) {
         return 0;
 }
 
+/* A passphrase taken from LONGBOX_PASSWORD (which is then removed from
+ * the environment), for later opens in the same process. */
+static char *cached_passphrase;
+
+static void cached_passphrase_set(const char *p) {
+        cli_passphrase_free(cached_passphrase);
+        cached_passphrase = strdup(p);
+}
+
 static int dup_passphrase(const char *s, char **ret) {
         char *p = strdup(s);
         if (!p)
@@ -335,6 +362,9 @@ static int dup_passphrase(const char *s, char **ret) {
 }
 
 int cli_get_passphrase(bool confirm, char **ret) {
+        /* The passphrase that opened the repository already (longbox run). */
+        if (cached_passphrase && !confirm)
+                return dup_passphrase(cached_passphrase, ret);
         const char *file = cli.password_file;
         if (!file) {
                 const char *e = getenv("LONGBOX_PASSWORD_FILE");
@@ -350,6 +380,14 @@ int cli_get_passphrase(bool confirm, char **ret) {
                 unsetenv("LONGBOX_PASSWORD");
                 return k;
         }
+        const CliConfig *conf = NULL;
+        int code = cli_config_get(&conf);
+        if (code)
+                return code;
+        if (conf && conf->password_file)
+                return read_passphrase_file(conf->password_file, ret);
+        if (conf && conf->password)
+                return dup_passphrase(conf->password, ret);
         if (isatty(STDIN_FILENO)) {
                 char what[PATH_MAX + 64];
                 snprintf(what, sizeof what, "Passphrase for %s", cli.repo ? cli.repo : "the repository");
@@ -418,8 +456,20 @@ const char *cli_repo_location(void) {
                 if (e && *e)
                         cli.repo = e;
         }
+        /* A broken config stops every command that uses a repository. */
+        const CliConfig *conf = NULL;
+        if (cli_config_get(&conf) != 0)
+                return NULL;
+        if (!cli.repo && conf && conf->repo_location)
+                cli.repo = conf->repo_location;
+        /* The off-site copy used as the repository (a restore after a
+         * disaster): its credentials come with it. */
+        if (cli.repo && conf && conf->remote_location && strcmp(cli.repo, conf->remote_location) == 0 &&
+            cli_config_remote_credentials() != 0)
+                return NULL;
         if (!cli.repo)
-                cli_usage_error("no repository given: use --repo LOCATION or set LONGBOX_REPO");
+                cli_usage_error("no repository given: use --repo LOCATION, set LONGBOX_REPO, or set location in "
+                                "[repository] of the config file");
         return cli.repo;
 }
 
@@ -429,6 +479,9 @@ char *cli_cache_dir(void) {
         const char *e = getenv("LONGBOX_CACHE_DIR");
         if (e && *e)
                 return strdup(e);
+        const CliConfig *conf = NULL;
+        if (cli_config_get(&conf) == 0 && conf && conf->cache_dir)
+                return strdup(conf->cache_dir);
         e = getenv("XDG_CACHE_HOME");
         if (e && e[0] == '/')
                 return lb_path_join(e, "longbox");
@@ -461,6 +514,8 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
 
         _cleanup_repo_ LbRepo *r = NULL;
         int k = lb_repo_open(loc, cache, pass, &r);
+        if (k == 0 && (!cached_passphrase || strcmp(cached_passphrase, pass) != 0))
+                cached_passphrase_set(pass);
         cli_passphrase_free(pass);
         switch (k) {
         case 0:
@@ -497,6 +552,8 @@ int cli_open_repo(unsigned flags, LbRepo **ret) {
         default:
                 return cli_fail(k, "open repository %s", loc);
         }
+
+        cli_report_repo(r);
 
         /* Lock first: the index must not be read from a repository that a
          * maintenance command holding the exclusive lock is changing. */

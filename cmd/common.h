@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "lb-config.h"
+#include "store/policy.h"
 #include "store/repo.h"
 
 #define LB_VERSION_STRING "longbox " LB_VERSION
@@ -36,6 +37,9 @@ typedef struct CliGlobals {
         bool json;
         bool quiet;
         int64_t lock_wait_ns;      /* --lock-wait; < 0: not given (default CLI_LOCK_WAIT_DEFAULT_NS) */
+        const char *config;        /* --config FILE */
+        const char *metrics_file;  /* --metrics-file FILE */
+        bool help_shown;           /* --help ran: nothing to record */
         const char *command;       /* "backup", "key add", ...: for messages */
         const char *ca_cert;       /* remote locations: trusted CAs (PEM) */
         const char *limit_upload;  /* remote locations: KiB/s, as given */
@@ -50,6 +54,8 @@ enum {
         OPT_LOCK_WAIT,
         OPT_CA_CERT,
         OPT_LIMIT_UPLOAD,
+        OPT_CONFIG,
+        OPT_METRICS_FILE,
         OPT_QUIET = 'q',
         OPT_HELP = 'h',
         OPT_VERSION = 0x180,
@@ -65,6 +71,8 @@ enum {
         { "lock-wait", required_argument, NULL, OPT_LOCK_WAIT },             \
         { "ca-cert", required_argument, NULL, OPT_CA_CERT },                 \
         { "limit-upload", required_argument, NULL, OPT_LIMIT_UPLOAD },       \
+        { "config", required_argument, NULL, OPT_CONFIG },                   \
+        { "metrics-file", required_argument, NULL, OPT_METRICS_FILE },       \
         { "quiet", no_argument, NULL, OPT_QUIET },                           \
         { "help", no_argument, NULL, OPT_HELP }
 
@@ -193,3 +201,49 @@ int cmd_sync(int argc, char **argv);
  * HTTP layer of remote backends; returns 0 or an exit code after reporting.
  * cli_repo_location() calls it. */
 int cli_http_setup(void);
+int cmd_config(int argc, char **argv);   /* cmd/config-cmd.c */
+int cmd_status(int argc, char **argv);   /* cmd/status.c */
+int cmd_drill(int argc, char **argv);    /* cmd/drill.c */
+int cmd_run(int argc, char **argv);      /* cmd/run.c */
+
+/* ---- the config file (cmd/config-cmd.c; format in cmd/config.h) ---- */
+typedef struct CliConfig CliConfig;
+/* The config: --config, LONGBOX_CONFIG, else /etc/longbox/longbox.conf when
+ * it exists. Loaded and checked (permissions too) on first use. Returns 0
+ * with *ret set, or NULL when there is no config file; or an exit code
+ * after reporting every problem. */
+int cli_config_get(const CliConfig **ret);
+/* The [retention] policy of the config: 0 and *ret (keep_tags empty),
+ * -ENOENT when the config has none (or there is no config), or an exit
+ * code (> 0) after reporting a broken config. *ret_prune: prune after
+ * forget. */
+int cli_config_retention(LbPolicy *ret, bool *ret_prune);
+/* The [remote] location, or NULL (no config, or none there). */
+const char *cli_config_remote(void);
+/* Exports the NAME=VALUE lines of [remote] credentials-file (AWS_* and
+ * LONGBOX_WEBDAV_PASSWORD) to the environment, without overriding what is
+ * set there. 0 or an exit code after reporting. */
+int cli_config_remote_credentials(void);
+
+/* ---- results of unattended commands (cmd/report.c) ----
+ * backup, sync, forget, prune, check, drill and run record an event in
+ * the repository (docs/design.md "Events"), update the --metrics-file and
+ * fire the [notify] hooks. main() wraps the command; run wraps each step
+ * too. Nested reports (run -> backup) are allowed, two levels deep. */
+/* Whether the command records its result (not for --dry-run). */
+bool cli_report_wanted(const char *command, int argc, char **argv);
+void cli_report_begin(const char *kind);
+/* The repository the command opened (called by cli_open_repo): its
+ * location and keys are kept so the event can be written at the end. */
+void cli_report_repo(LbRepo *r);
+void cli_report_snapshot(const LbId *id);
+void cli_report_meta(const char *key, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first error message of the current report(s) (called by cli_error/cli_fail). */
+void cli_report_message(const char *msg);
+/* Records the result of the innermost report: event, metrics and, when
+ * notify, the notification. Returns exit_code. */
+int cli_report_end(int exit_code, bool notify);
+/* The backup statistics of the current report (event meta and metrics). */
+void cli_report_backup(const LbId *snapshot, const LbSnapshotStats *s, const char *database);
+/* Wipes the kept keys. */
+void cli_report_cleanup(void);

@@ -18,8 +18,9 @@ static const char help[] =
         "is kept when any rule keeps it. For every snapshot forget prints \"keep\"\n"
         "and the rules that keep it, or \"remove\". Only snapshot files are removed:\n"
         "the data that only they used stays in the repository until prune.\n"
-        "With no policy and no SNAP forget refuses (exit 2): that would remove\n"
-        "every snapshot.\n"
+        "With no policy flags and no SNAP, forget uses [retention] of the config\n"
+        "file; with no policy at all it refuses (exit 2): that would remove every\n"
+        "snapshot.\n"
         "\n"
         "Policy (restic's rules; calendar buckets are in each snapshot's own local\n"
         "time, weeks are ISO 8601 weeks from Monday to Sunday):\n"
@@ -442,6 +443,18 @@ int cmd_forget(int argc, char **argv) {
                 return cli_usage_error("give either a policy (--keep-*) or the snapshots to remove, not both");
         if (n_specs > 0 && o.group_by_set)
                 return cli_usage_error("--group-by applies to a policy, not to named snapshots");
+        if (n_specs == 0 && empty) {
+                /* The config's [retention], when there is one. */
+                LbPolicy conf;
+                int k2 = cli_config_retention(&conf, NULL);
+                if (k2 > 0)
+                        return k2;
+                if (k2 == 0) {
+                        o.policy = conf;
+                        o.policy.keep_tags = (char **) o.keep_tags;
+                        empty = lb_policy_is_empty(&o.policy);
+                }
+        }
         if (n_specs == 0 && empty)
                 return cli_usage_error("no policy given, and forgetting with no policy would remove every snapshot. "
                                        "Give the rules to keep by, e.g. the suggested default --keep-daily 7 "

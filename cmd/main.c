@@ -26,6 +26,10 @@ static const Command commands[] = {
         { "index", cmd_index, "rebuild the local index" },
         { "unlock", cmd_unlock, "remove stale locks" },
         { "sync", cmd_sync, "copy the repository to another location (S3, WebDAV, rclone, directory)" },
+        { "config", cmd_config, "check the config file" },
+        { "status", cmd_status, "monitoring check: age of the newest snapshot, off-site copy, check, drill" },
+        { "drill", cmd_drill, "restore a snapshot into a scratch database and verify it" },
+        { "run", cmd_run, "the nightly job: back up the configured databases, sync, forget/prune" },
 };
 
 static void print_main_help(FILE *f) {
@@ -113,8 +117,15 @@ int main(int argc, char **argv) {
         if (!cmd)
                 return cli_usage_error("unknown command '%s'", name);
         cli.command = cmd->name;
+        /* Unattended commands record their result (event, metrics, notify). */
+        bool report = cli_report_wanted(cmd->name, argc - optind, argv + optind);
+        if (report)
+                cli_report_begin(cmd->name);
         int r = cmd->run(argc - optind, argv + optind);
         if (fflush(stdout) != 0 && r == CLI_EXIT_OK)
                 r = cli_fail(-errno, "write to standard output");
+        if (report)
+                r = cli_report_end(r, true);
+        cli_report_cleanup();
         return r;
 }

@@ -37,9 +37,10 @@ enum {
 /* Where sync copies to when --to is absent. Hook for the config file: once
  * longbox reads one, its remote location is consulted here, after the
  * environment. */
+/* LONGBOX_REMOTE, else [remote] location of the config file. */
 static const char *default_remote(void) {
         const char *e = getenv("LONGBOX_REMOTE");
-        return e && *e ? e : NULL;
+        return e && *e ? e : cli_config_remote();
 }
 
 typedef struct Progress {
@@ -117,7 +118,11 @@ int cmd_sync(int argc, char **argv) {
         if (!to)
                 to = default_remote();
         if (!to)
-                return cli_usage_error("no destination: use --to LOCATION or set LONGBOX_REMOTE");
+                return cli_usage_error("no destination: use --to LOCATION, set LONGBOX_REMOTE, or set location "
+                                       "in [remote] of the config file");
+        int cred = cli_config_remote_credentials();
+        if (cred)
+                return cred;
 
         _cleanup_repo_ LbRepo *r = NULL;
         int code = cli_open_repo(CLI_OPEN_LOCK_SHARED, &r);

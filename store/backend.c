@@ -16,6 +16,8 @@ const char *lb_obj_type_dir(LbObjType t) {
                 return "snapshots";
         case LB_OBJ_LOCK:
                 return "locks";
+        case LB_OBJ_EVENT:
+                return "events";
         default:
                 return NULL;
         }

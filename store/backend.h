@@ -33,6 +33,7 @@ typedef enum LbObjType {
         LB_OBJ_INDEX,     /* index/<name> */
         LB_OBJ_SNAPSHOT,  /* snapshots/<name> */
         LB_OBJ_LOCK,      /* locks/<name> */
+        LB_OBJ_EVENT,     /* events/<name> */
         _LB_OBJ_MAX,
 } LbObjType;
 

@@ -32,7 +32,7 @@ typedef struct DirBackend {
         uint8_t shard_synced[256 / 8];   /* packs/<xx>/ known durable in packs/ */
 } DirBackend;
 
-static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks" };
+static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks", "events" };
 
 #define name_ok lb_obj_name_ok
 
@@ -121,6 +121,8 @@ static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, s
                         pthread_mutex_unlock(&d->lock);
                 }
         }
+        if (t == LB_OBJ_EVENT && mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;   /* repositories made before events existed */
         return lb_write_file_atomic(dir, t == LB_OBJ_CONFIG ? "config" : name, p, n, 0600);
 }
 

@@ -41,6 +41,11 @@ trap lb_cleanup EXIT
 unset LONGBOX_REPO LONGBOX_PASSWORD_FILE LONGBOX_NEW_PASSWORD
 export LONGBOX_PASSWORD=test-pass
 export LONGBOX_CACHE_DIR=$T/cache
+# No config file of this machine (/etc/longbox/longbox.conf) leaks into a
+# test: an empty one, unless a test sets its own.
+: >"$T/.empty.conf"
+export LONGBOX_CONFIG=$T/.empty.conf
+unset LONGBOX_METRICS_FILE
 
 # fd 9 is the test's stdout even inside $(...), so a failure inside a
 # command substitution still reports why.
