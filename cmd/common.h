@@ -161,3 +161,4 @@ int cmd_stats(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+int cmd_mount(int argc, char **argv);   /* cmd/mount/mount.c */
