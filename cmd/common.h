@@ -247,3 +247,4 @@ int cli_report_end(int exit_code, bool notify);
 void cli_report_backup(const LbId *snapshot, const LbSnapshotStats *s, const char *database);
 /* Wipes the kept keys. */
 void cli_report_cleanup(void);
+int cmd_mount(int argc, char **argv);   /* cmd/mount/mount.c */

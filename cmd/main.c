@@ -19,6 +19,7 @@ static const Command commands[] = {
         { "dump", cmd_dump, "write one file of a snapshot to stdout" },
         { "restore", cmd_restore, "restore a snapshot into a directory" },
         { "diff", cmd_diff, "show what changed between two snapshots" },
+        { "mount", cmd_mount, "browse every snapshot as a read-only file system (FUSE)" },
         { "forget", cmd_forget, "remove snapshots by a retention policy, or by name" },
         { "prune", cmd_prune, "remove the data no snapshot uses" },
         { "stats", cmd_stats, "show repository size and deduplication" },

@@ -7,12 +7,17 @@
  * are known from the layout alone, then written. So its size is known
  * before any data is read (a mount can show it), and the bytes are a
  * function of the snapshot: restore --sql and a mount's restore.sql agree.
+ * Both go through the same plan: lb_pg_restore_sql streams its segments in
+ * order, lb_pg_sql_plan_read serves any byte range of them; a large
+ * object's lowrite lines are rendered by one function for both.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <xxhash.h>
 
+#include "store/fileread.h"
 #include "store/pg/load.h"
 #include "store/walk.h"
 
@@ -38,7 +43,7 @@ typedef struct Seg {
         uint64_t size;
 } Seg;
 
-typedef struct Plan {
+struct LbPgSqlPlan {
         LbPgLayout *l;
         LbBuf pre, post, seq;
         LbPgSqlScript pre_script;
@@ -47,7 +52,14 @@ typedef struct Plan {
         Seg *segs;
         size_t n_segs, cap_segs;
         uint64_t size;
-} Plan;
+        /* Random access (lb_pg_sql_plan_read): segment start offsets
+         * (n_segs + 1 prefix sums) and a reader per data segment, opened
+         * on first use. */
+        uint64_t *offs;
+        LbFileReader **readers;
+        pthread_mutex_t lock;
+};
+typedef struct LbPgSqlPlan Plan;
 
 static void plan_clear(Plan *p) {
         lb_pg_layout_free(p->l);
@@ -56,6 +68,11 @@ static void plan_clear(Plan *p) {
         lb_buf_free(&p->seq);
         lb_pg_sql_script_clear(&p->pre_script);
         lb_pg_strv_free(p->texts, p->n_texts);
+        if (p->readers)
+                for (size_t i = 0; i < p->n_segs; i++)
+                        lb_file_reader_free(p->readers[i]);
+        free(p->readers);
+        free(p->offs);
         free(p->segs);
         *p = (Plan) {};
 }
@@ -132,9 +149,26 @@ static char *comment_safe(const char *s) {
         return c;
 }
 
+#define LO_LINE_MAX (sizeof lowrite_head - 1 + 2 * LO_SQL_CHUNK + sizeof lowrite_tail - 1)
+
 static uint64_t lo_sql_size(uint64_t size) {
         uint64_t n = (size + LO_SQL_CHUNK - 1) / LO_SQL_CHUNK;
         return n * (sizeof lowrite_head - 1 + sizeof lowrite_tail - 1) + 2 * size;
+}
+
+/* One lowrite statement for n <= LO_SQL_CHUNK bytes of a large object:
+ * the only place its text is made (restore --sql and random reads). */
+static size_t lo_render(const uint8_t *p, size_t n, char out[LO_LINE_MAX]) {
+        static const char hex[] = "0123456789abcdef";
+        size_t j = 0;
+        memcpy(out, lowrite_head, sizeof lowrite_head - 1);
+        j += sizeof lowrite_head - 1;
+        for (size_t i = 0; i < n; i++) {
+                out[j++] = hex[p[i] >> 4];
+                out[j++] = hex[p[i] & 15];
+        }
+        memcpy(out + j, lowrite_tail, sizeof lowrite_tail - 1);
+        return j + sizeof lowrite_tail - 1;
 }
 
 static int read_file(LbRepo *r, const LbNode *n, const char *name, LbBuf *ret, char **ret_error) {
@@ -253,6 +287,135 @@ int lb_pg_restore_sql_size(LbRepo *r, const LbSnapshot *s, uint64_t *ret_size, c
         return k;
 }
 
+int lb_pg_sql_plan_new(LbRepo *r, const LbSnapshot *s, LbPgSqlPlan **ret, char **ret_error) {
+        Plan *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        int k = plan_build(r, s, p, ret_error);
+        if (k == 0) {
+                p->offs = calloc(p->n_segs + 1, sizeof *p->offs);
+                p->readers = calloc(p->n_segs + 1, sizeof *p->readers);
+                if (!p->offs || !p->readers)
+                        k = -ENOMEM;
+        }
+        if (k < 0) {
+                plan_clear(p);
+                free(p);
+                return k;
+        }
+        for (size_t i = 0; i < p->n_segs; i++)
+                p->offs[i + 1] = p->offs[i] + p->segs[i].size;
+        pthread_mutex_init(&p->lock, NULL);
+        *ret = p;
+        return 0;
+}
+
+LbPgSqlPlan *lb_pg_sql_plan_free(LbPgSqlPlan *p) {
+        if (!p)
+                return NULL;
+        pthread_mutex_destroy(&p->lock);
+        plan_clear(p);
+        free(p);
+        return NULL;
+}
+
+uint64_t lb_pg_sql_plan_size(const LbPgSqlPlan *p) {
+        return p->size;
+}
+
+static int seg_reader(Plan *p, size_t i, LbChunkCache *cache, LbFileReader **ret) {
+        pthread_mutex_lock(&p->lock);
+        int k = 0;
+        if (!p->readers[i]) {
+                const LbNode *n = p->segs[i].kind == SEG_TABLE ? &p->segs[i].t->node : &p->segs[i].lo->node;
+                k = lb_file_reader_new(cache, n, &p->readers[i]);
+                if (k == 0)
+                        lb_file_reader_set_readahead(p->readers[i], 8u << 20);
+        }
+        if (k == 0)
+                *ret = p->readers[i];
+        pthread_mutex_unlock(&p->lock);
+        return k;
+}
+
+/* Bytes [from, to) of a large object's segment: whole lowrite lines are
+ * rendered from the object's bytes and the wanted part copied out. */
+static int read_lo(LbFileReader *fr, uint64_t data_size, uint64_t from, uint64_t to, uint8_t *out,
+                   LbContentFailure *failure) {
+        const uint64_t full = sizeof lowrite_head - 1 + 2 * LO_SQL_CHUNK + sizeof lowrite_tail - 1;
+        _cleanup_free_ uint8_t *data = malloc(LO_SQL_CHUNK);
+        _cleanup_free_ char *line = malloc(LO_LINE_MAX);
+        if (!data || !line)
+                return -ENOMEM;
+        while (from < to) {
+                uint64_t li = from / full, at = li * LO_SQL_CHUNK;
+                size_t n = (size_t) LB_MIN((uint64_t) LO_SQL_CHUNK, data_size - at), got = 0;
+                int k = lb_file_reader_read(fr, at, data, n, &got, failure);
+                if (k < 0)
+                        return k;
+                if (got != n)
+                        return -EBADMSG;
+                size_t len = lo_render(data, n, line);
+                uint64_t in = from - li * full;
+                size_t m = (size_t) LB_MIN(to - from, (uint64_t) len - in);
+                memcpy(out, line + in, m);
+                out += m;
+                from += m;
+        }
+        return 0;
+}
+
+int lb_pg_sql_plan_read(LbPgSqlPlan *p, LbChunkCache *cache, uint64_t off, void *buf, size_t len, size_t *ret_n,
+                        LbContentFailure *failure) {
+        if (off >= p->size || len == 0) {
+                *ret_n = 0;
+                return 0;
+        }
+        uint64_t end = off + LB_MIN((uint64_t) len, p->size - off), pos = off;
+        /* The segment holding off: binary search over the start offsets. */
+        size_t lo = 0, hi = p->n_segs;
+        while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (p->offs[mid] <= pos)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        uint8_t *out = buf;
+        for (size_t i = lo; i < p->n_segs && pos < end; i++) {
+                const Seg *sg = &p->segs[i];
+                uint64_t from = pos - p->offs[i], to = LB_MIN(end - p->offs[i], sg->size);
+                if (from >= to)
+                        continue;
+                int k = 0;
+                size_t got = 0;
+                LbFileReader *fr = NULL;
+                switch (sg->kind) {
+                case SEG_TEXT:
+                        memcpy(out, sg->text + from, (size_t) (to - from));
+                        break;
+                case SEG_TABLE:
+                        k = seg_reader(p, i, cache, &fr);
+                        if (k == 0)
+                                k = lb_file_reader_read(fr, from, out, (size_t) (to - from), &got, failure);
+                        if (k == 0 && got != to - from)
+                                k = -EBADMSG;
+                        break;
+                case SEG_LO:
+                        k = seg_reader(p, i, cache, &fr);
+                        if (k == 0)
+                                k = read_lo(fr, sg->lo->node.size, from, to, out, failure);
+                        break;
+                }
+                if (k < 0)
+                        return k;
+                out += to - from;
+                pos += to - from;
+        }
+        *ret_n = (size_t) (end - off);
+        return 0;
+}
+
 /* ---- writing ---- */
 
 typedef struct Out {
@@ -366,20 +529,12 @@ typedef struct LoStream {
         XXH3_state_t *h;
         uint8_t pending[LO_SQL_CHUNK];
         size_t n_pending;
+        char line[LO_LINE_MAX];
 } LoStream;
 
 static int lo_emit(LoStream *ls, const uint8_t *p, size_t n) {
-        static const char hex[] = "0123456789abcdef";
-        char line[2 * LO_SQL_CHUNK];
-        for (size_t i = 0; i < n; i++) {
-                line[2 * i] = hex[p[i] >> 4];
-                line[2 * i + 1] = hex[p[i] & 15];
-        }
-        int k;
-        if ((k = out_put(ls->o, lowrite_head, sizeof lowrite_head - 1)) < 0 ||
-            (k = out_put(ls->o, line, 2 * n)) < 0)
-                return k;
-        return out_put(ls->o, lowrite_tail, sizeof lowrite_tail - 1);
+        size_t len = lo_render(p, n, ls->line);
+        return out_put(ls->o, ls->line, len);
 }
 
 static int lo_chunk(const uint8_t *p, size_t n, uint64_t offset, void *userdata) {

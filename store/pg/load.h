@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "store/repo.h"
+#include "store/walk.h"
 
 /* ---- the layout of a PostgreSQL snapshot ---- */
 
@@ -173,6 +174,24 @@ int lb_pg_restore_sql(LbRepo *r, const LbSnapshot *s, int fd, char **ret_error) 
 /* The exact number of bytes lb_pg_restore_sql writes; reads only the
  * layout and the (small) schema files. */
 int lb_pg_restore_sql_size(LbRepo *r, const LbSnapshot *s, uint64_t *ret_size, char **ret_error) _warn_unused_;
+
+/* The same script with random access (a mount's restore.sql): planned
+ * once (the layout and the schema files are read), then any byte range is
+ * served from the plan's text and the data files' chunks, without
+ * generating what comes before it. The bytes are those lb_pg_restore_sql
+ * writes: both use one plan. Every byte of table and large-object data
+ * comes from verified chunks; the per-table row count and XXH3, which
+ * need a whole stream, are only checked by lb_pg_restore_sql. */
+typedef struct LbPgSqlPlan LbPgSqlPlan;
+typedef struct LbChunkCache LbChunkCache;
+int lb_pg_sql_plan_new(LbRepo *r, const LbSnapshot *s, LbPgSqlPlan **ret, char **ret_error) _warn_unused_;
+LbPgSqlPlan *lb_pg_sql_plan_free(LbPgSqlPlan *p);   /* NULL ok */
+uint64_t lb_pg_sql_plan_size(const LbPgSqlPlan *p);
+/* Copies up to len bytes at off into buf (*ret_n: fewer only at the end,
+ * 0 past it), reading data through cache (which must outlive p). Errors
+ * and *failure as lb_file_reader_read. Thread-safe. */
+int lb_pg_sql_plan_read(LbPgSqlPlan *p, LbChunkCache *cache, uint64_t off, void *buf, size_t len, size_t *ret_n,
+                        LbContentFailure *failure) _warn_unused_;
 
 /* ---- SQL text helpers (no server needed; load-sql.c) ---- */
 

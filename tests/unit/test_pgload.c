@@ -9,6 +9,7 @@
 
 #include "store/builder.h"
 #include "store/crypto.h"
+#include "store/chunkcache.h"
 #include "store/pg/load.h"
 #include "store/walk.h"
 #include "tests.h"
@@ -253,6 +254,31 @@ static void build(const File *files, size_t n, const char *source, LbId *ret_id)
         CHECK_OK(lb_builder_commit(b, &s, ret_id, NULL, NULL));
 }
 
+/* The random-access plan (a mount's restore.sql) gives the same bytes as
+ * lb_pg_restore_sql at every offset, for reads of every length class. */
+static void check_plan_reads(const LbSnapshot *s, const char *script, size_t len) {
+        LbPgSqlPlan *p = NULL;
+        char *e = NULL;
+        CHECK_OK(lb_pg_sql_plan_new(repo, s, &p, &e));
+        CHECK_EQ_INT(lb_pg_sql_plan_size(p), len);
+        LbChunkCache *c = NULL;
+        CHECK_OK(lb_chunk_cache_new(repo, 1 << 20, 1, &c));
+        char *buf = malloc(len + 100);
+        CHECK(buf);
+        static const size_t lens[] = { 1, 2, 7, 100, 4097, 40000, SIZE_MAX };
+        size_t step = len > 5000 ? 13 : 1;
+        for (size_t off = 0; off <= len + 1; off += step)
+                for (size_t i = 0; i < LB_ARRAY_SIZE(lens); i++) {
+                        size_t want = LB_MIN(lens[i], len + 50), n = 0;
+                        CHECK_OK(lb_pg_sql_plan_read(p, c, off, buf, want, &n, NULL));
+                        CHECK_EQ_INT(n, off >= len ? 0 : LB_MIN(want, len - off));
+                        CHECK(memcmp(buf, script + off, n) == 0);
+                }
+        free(buf);
+        lb_chunk_cache_free(c);
+        lb_pg_sql_plan_free(p);
+}
+
 static char *script_of(const LbId *id, int *ret_k, char **ret_error) {
         LbSnapshot *s;
         CHECK_OK(lb_repo_snapshot_load(repo, id, &s));
@@ -268,6 +294,7 @@ static char *script_of(const LbId *id, int *ret_k, char **ret_error) {
                 char *e = NULL;
                 CHECK_OK(lb_pg_restore_sql_size(repo, s, &size, &e));
                 CHECK_EQ_INT(size, len);
+                check_plan_reads(s, out, (size_t) len);
         }
         lb_snapshot_free(s);
         return out;
@@ -276,6 +303,10 @@ static char *script_of(const LbId *id, int *ret_k, char **ret_error) {
 static const char post_sql[] = "--\n-- post\n--\n\nCREATE INDEX i ON shop.orders (id);\n";
 
 TEST(test_script) {
+        /* A large object of several lowrite lines (16384 bytes each). */
+        static char big_lo[40001];
+        for (size_t i = 0; i < sizeof big_lo - 1; i++)
+                big_lo[i] = (char) ('!' + (i * 7 + i / 300) % 90);
         File files[] = {
                 { "/shop/pre-data.sql", pre_sql, {} },
                 { "/shop/post-data.sql", post_sql, {} },
@@ -287,6 +318,7 @@ TEST(test_script) {
                   { { "pg.schema", "shop" }, { "pg.table", "empty" }, { "pg.columns", "" }, { "pg.rows", "0" } } },
                 { "/shop/large-objects/4242", "hi", { { "pg.oid", "4242" } } },
                 { "/shop/large-objects/77", "", { { "pg.oid", "77" } } },
+                { "/shop/large-objects/99", big_lo, { { "pg.oid", "99" } } },
                 { "/config/postgresql.conf", "x = 1\n", {} },
         };
         LbId id;
@@ -328,7 +360,7 @@ TEST(test_script) {
         LbPgLayout *l;
         CHECK_OK(lb_pg_layout_load(repo, s, &l, &err));
         CHECK(strcmp(l->database, "shop") == 0 && strcmp(l->dir, "/shop") == 0);
-        CHECK(l->n_tables == 2 && l->n_los == 2 && l->los[0].oid == 77 && l->los[1].oid == 4242);
+        CHECK(l->n_tables == 2 && l->n_los == 3 && l->los[0].oid == 77 && l->los[1].oid == 99 && l->los[2].oid == 4242);
         CHECK(l->has_sequences && !l->has_globals && !l->has_database_sql);
         CHECK(lb_pg_layout_find_table(l, "shop", "orders")->rows == 3);
         CHECK(lb_pg_layout_find_table(l, "shop", "nope") == NULL);
