@@ -190,7 +190,8 @@ int cmd_sync(int argc, char **argv) {
                         LbObjType t;
                         const char *name;
                 } kinds[] = { { LB_OBJ_PACK, "packs" },         { LB_OBJ_INDEX, "index" }, { LB_OBJ_SNAPSHOT, "snapshots" },
-                              { LB_OBJ_KEY, "keys" },           { LB_OBJ_CONFIG, "config" } };
+                              { LB_OBJ_KEY, "keys" },           { LB_OBJ_CONFIG, "config" },
+                              { LB_OBJ_EVENT, "events" } };
                 for (size_t i = 0; i < LB_ARRAY_SIZE(kinds); i++) {
                         json_object_object_add(cp, kinds[i].name, json_object_new_int64((int64_t) st.copied[kinds[i].t]));
                         json_object_object_add(del, kinds[i].name, json_object_new_int64((int64_t) st.deleted[kinds[i].t]));

@@ -66,7 +66,7 @@ static int copy_object(LbBackend *src, LbBackend *dst, LbObjType t, const char *
                 return k;
         if (buf->len != size && t != LB_OBJ_KEY)
                 return -EBADMSG;
-        if (t == LB_OBJ_PACK || t == LB_OBJ_INDEX || t == LB_OBJ_SNAPSHOT) {
+        if (t == LB_OBJ_PACK || t == LB_OBJ_INDEX || t == LB_OBJ_SNAPSHOT || t == LB_OBJ_EVENT) {
                 LbId id, want;
                 lb_object_id(buf->data, buf->len, &id);
                 if (lb_id_from_hex(name, &want) < 0 || lb_id_cmp(&id, &want) != 0)
@@ -219,7 +219,9 @@ static int run_phase(Pool *p, Job *jobs, size_t n) {
         return p->error;
 }
 
-static const LbObjType copy_order[] = { LB_OBJ_PACK, LB_OBJ_INDEX, LB_OBJ_SNAPSHOT };
+/* Events (results of unattended commands, docs/design.md "Events") come
+ * last: they refer to nothing. */
+static const LbObjType copy_order[] = { LB_OBJ_PACK, LB_OBJ_INDEX, LB_OBJ_SNAPSHOT, LB_OBJ_EVENT };
 
 int lb_sync_run(LbBackend *src, LbBackend *dst, const LbSyncOptions *o, LbSyncStats *stats) {
         ObjList sl[_LB_OBJ_MAX] = {}, dl[_LB_OBJ_MAX] = {};
@@ -230,7 +232,7 @@ int lb_sync_run(LbBackend *src, LbBackend *dst, const LbSyncOptions *o, LbSyncSt
         int k = 0;
 
         /* Source listings newest-first in write order: snapshots, index, packs. */
-        static const LbObjType list_order[] = { LB_OBJ_SNAPSHOT, LB_OBJ_INDEX, LB_OBJ_PACK, LB_OBJ_KEY };
+        static const LbObjType list_order[] = { LB_OBJ_EVENT, LB_OBJ_SNAPSHOT, LB_OBJ_INDEX, LB_OBJ_PACK, LB_OBJ_KEY };
         for (size_t i = 0; k == 0 && i < LB_ARRAY_SIZE(list_order); i++)
                 k = list_sorted(src, list_order[i], &sl[list_order[i]]);
         for (size_t i = 0; k == 0 && i < LB_ARRAY_SIZE(list_order); i++)
@@ -268,6 +270,8 @@ int lb_sync_run(LbBackend *src, LbBackend *dst, const LbSyncOptions *o, LbSyncSt
         if (stats->damaged)
                 goto done;
 
+        /* Not events: the copy has its own (a drill run from it records
+         * there), and each side trims its events itself. */
         static const LbObjType delete_order[] = { LB_OBJ_SNAPSHOT, LB_OBJ_INDEX, LB_OBJ_PACK, LB_OBJ_KEY };
         for (size_t i = 0; k == 0 && i < LB_ARRAY_SIZE(delete_order); i++) {
                 LbObjType t = delete_order[i];
