@@ -2,8 +2,6 @@
 #include "store/index.h"
 
 #include <lmdb.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define LB_INDEX_MAP_SIZE (64ull << 30) /* virtual; the file stays sparse */
 #define BLOB_VALUE_SIZE (32 + 8 + 4 + 4 + 4 + 1 + 1)
@@ -57,7 +55,7 @@ int lb_index_open(const char *dir, LbIndex **ret) {
          * index is derived; after a system crash lost transactions are
          * redone from the index files on the next open. */
         if (rc == 0)
-                rc = mdb_env_open(x->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_NOMETASYNC, 0600);
+                rc = mdb_env_open(x->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_NOMETASYNC | MDB_NORDAHEAD, 0600);
         if (rc == 0)
                 rc = mdb_txn_begin(x->env, NULL, 0, &txn);
         if (rc == 0)
@@ -138,11 +136,17 @@ int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size
         return lb_index_add_full(x, file_id, packs, n, false);
 }
 
+/* Blob puts per write transaction: LMDB keeps a transaction's dirty pages
+ * in memory, so a large merge commits in steps. The index file is marked
+ * merged in the last one: a crash before it merges the file again. */
+#define ADD_BATCH 8192
+
 int lb_index_add_full(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n, bool relocate) {
         MDB_txn *txn;
         int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
         if (rc != 0)
                 return mdb_err(rc);
+        size_t puts = 0;
         for (size_t i = 0; rc == 0 && i < n; i++) {
                 const LbIndexPack *pk = &packs[i];
                 uint8_t pv[12];
@@ -154,6 +158,14 @@ int lb_index_add_full(LbIndex *x, const LbId *file_id, const LbIndexPack *packs,
                         const LbPackEntry *e = &pk->entries[j];
                         uint8_t bv[BLOB_VALUE_SIZE];
                         blob_value(&pk->pack_id, e, bv);
+                        if (++puts % ADD_BATCH == 0) {
+                                rc = mdb_txn_commit(txn);
+                                txn = NULL;
+                                if (rc == 0)
+                                        rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+                                if (rc != 0)
+                                        break;
+                        }
                         MDB_val bk = { LB_ID_SIZE, (void *) e->id.b }, bval = { sizeof bv, bv };
                         /* A blob stored twice (concurrent writers) keeps its
                          * first location, unless that pack is gone or the
@@ -173,6 +185,21 @@ int lb_index_add_full(LbIndex *x, const LbId *file_id, const LbIndexPack *packs,
                 MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
                 rc = mdb_put(txn, x->files, &k, &v, 0);
         }
+        if (rc != 0) {
+                if (txn)
+                        mdb_txn_abort(txn);
+                return mdb_err(rc);
+        }
+        return mdb_err(mdb_txn_commit(txn));
+}
+
+int lb_index_add_file(LbIndex *x, const LbId *file_id) {
+        MDB_txn *txn;
+        int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+        if (rc != 0)
+                return mdb_err(rc);
+        MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
+        rc = mdb_put(txn, x->files, &k, &v, 0);
         if (rc != 0) {
                 mdb_txn_abort(txn);
                 return mdb_err(rc);
@@ -343,132 +370,4 @@ int lb_index_totals(LbIndex *x, uint64_t *ret_blobs, uint64_t *ret_stored) {
         *ret_blobs = c.blobs;
         *ret_stored = c.stored;
         return 0;
-}
-
-/* ---- mark sets ---- */
-
-#define MARK_BATCH 65536
-
-struct LbMarkSet {
-        MDB_env *env;
-        MDB_dbi dbi;
-        MDB_txn *txn;          /* the open write transaction */
-        unsigned pending;      /* puts since the last commit */
-        uint64_t count;
-        char *dir;
-};
-
-static void mark_files_remove(const char *dir) {
-        _cleanup_free_ char *data = lb_path_join(dir, "data.mdb");
-        if (data)
-                (void) unlink(data);
-        (void) rmdir(dir);
-}
-
-int lb_markset_open(const char *dir, LbMarkSet **ret) {
-        mark_files_remove(dir); /* a previous run's leftovers */
-        if (mkdir(dir, 0700) < 0)
-                return -errno;
-        LbMarkSet *m = calloc(1, sizeof *m);
-        if (!m)
-                return -ENOMEM;
-        m->dir = strdup(dir);
-        int rc = m->dir ? mdb_env_create(&m->env) : ENOMEM;
-        if (rc == 0)
-                rc = mdb_env_set_mapsize(m->env, LB_INDEX_MAP_SIZE);
-        /* One process, one thread, a throwaway file: no lock file, no
-         * syncs; WRITEMAP keeps dirty pages in the page cache rather than
-         * in our heap, so memory stays bounded however large the set. */
-        if (rc == 0)
-                rc = mdb_env_open(m->env, dir, MDB_NOLOCK | MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP | MDB_NOTLS,
-                                  0600);
-        if (rc == 0)
-                rc = mdb_txn_begin(m->env, NULL, 0, &m->txn);
-        if (rc == 0)
-                rc = mdb_dbi_open(m->txn, NULL, 0, &m->dbi);
-        if (rc != 0) {
-                lb_markset_free(m);
-                return mdb_err(rc);
-        }
-        *ret = m;
-        return 0;
-}
-
-LbMarkSet *lb_markset_free(LbMarkSet *m) {
-        if (!m)
-                return NULL;
-        if (m->txn)
-                mdb_txn_abort(m->txn);
-        if (m->env)
-                mdb_env_close(m->env);
-        if (m->dir)
-                mark_files_remove(m->dir);
-        free(m->dir);
-        free(m);
-        return NULL;
-}
-
-int lb_markset_get(LbMarkSet *m, const LbId *id, uint32_t *ret_value) {
-        MDB_val k = { LB_ID_SIZE, (void *) id->b }, v;
-        int rc = mdb_get(m->txn, m->dbi, &k, &v);
-        if (rc != 0)
-                return mdb_err(rc);
-        if (v.mv_size != 4)
-                return -EBADMSG;
-        if (ret_value)
-                *ret_value = lb_get_le32(v.mv_data);
-        return 0;
-}
-
-int lb_markset_put(LbMarkSet *m, const LbId *id, uint32_t value) {
-        uint8_t b[4];
-        lb_put_le32(b, value);
-        MDB_val k = { LB_ID_SIZE, (void *) id->b }, v = { sizeof b, b };
-        /* Count new keys: NOOVERWRITE first tells us whether it existed. */
-        int rc = mdb_put(m->txn, m->dbi, &k, &v, MDB_NOOVERWRITE);
-        if (rc == MDB_KEYEXIST) {
-                v = (MDB_val) { sizeof b, b };
-                rc = mdb_put(m->txn, m->dbi, &k, &v, 0);
-        } else if (rc == 0)
-                m->count++;
-        if (rc != 0)
-                return mdb_err(rc);
-        if (++m->pending >= MARK_BATCH) {
-                rc = mdb_txn_commit(m->txn);
-                m->txn = NULL;
-                m->pending = 0;
-                if (rc == 0)
-                        rc = mdb_txn_begin(m->env, NULL, 0, &m->txn);
-                if (rc != 0)
-                        return mdb_err(rc);
-        }
-        return 0;
-}
-
-uint64_t lb_markset_count(const LbMarkSet *m) {
-        return m->count;
-}
-
-int lb_markset_foreach(LbMarkSet *m, LbMarkFn fn, void *userdata) {
-        MDB_cursor *c;
-        int rc = mdb_cursor_open(m->txn, m->dbi, &c);
-        if (rc != 0)
-                return mdb_err(rc);
-        MDB_val k, v;
-        int r = 0;
-        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-                if (k.mv_size != LB_ID_SIZE || v.mv_size != 4) {
-                        r = -EBADMSG;
-                        break;
-                }
-                LbId id;
-                memcpy(id.b, k.mv_data, LB_ID_SIZE);
-                r = fn(&id, lb_get_le32(v.mv_data), userdata);
-                if (r < 0)
-                        break;
-        }
-        if (r == 0 && rc != MDB_NOTFOUND)
-                r = mdb_err(rc);
-        mdb_cursor_close(c);
-        return r;
 }

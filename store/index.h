@@ -13,9 +13,6 @@
  *            payload_len u32 || raw_len u32 || type u8 || codec u8
  *   "packs": pack_id[32] -> size u64 || blob count u32
  *   "files": index file id[32] -> (empty)
- *
- * Also mark sets: prune's set of live blob ids, an LMDB file of its own so
- * its memory is bounded by the page cache, not the heap.
  */
 
 #include "store/indexfile.h"
@@ -32,6 +29,9 @@ int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) _warn_unused_;
  * (prune copied it). */
 int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n) _warn_unused_;
 int lb_index_add_full(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n, bool relocate) _warn_unused_;
+/* Marks an index file as merged without adding its packs: for an index
+ * file that lists packs the index already holds (prune's rewrite). */
+int lb_index_add_file(LbIndex *x, const LbId *file_id) _warn_unused_;
 /* Points every blob of p at its entry in p (a copy that stays, where the
  * indexed one goes); the packs database is not touched. */
 int lb_index_relocate(LbIndex *x, const LbIndexPack *p) _warn_unused_;
@@ -50,16 +50,3 @@ int lb_index_foreach_file(LbIndex *x, LbIdFn fn, void *userdata) _warn_unused_;
 int lb_index_foreach_pack(LbIndex *x, LbPackFn fn, void *userdata) _warn_unused_;
 int lb_index_totals(LbIndex *x, uint64_t *ret_blobs, uint64_t *ret_stored) _warn_unused_;
 
-/* A throwaway on-disk map id -> u32, for one thread of one process: dir
- * is created (anything there before is removed) and removed by free.
- * Writes are batched; reads see them at once. */
-typedef struct LbMarkSet LbMarkSet;
-int lb_markset_open(const char *dir, LbMarkSet **ret) _warn_unused_;
-LbMarkSet *lb_markset_free(LbMarkSet *m);   /* removes the files; NULL ok */
-/* 0 and *ret_value (may be NULL), or -ENOENT. */
-int lb_markset_get(LbMarkSet *m, const LbId *id, uint32_t *ret_value) _warn_unused_;
-int lb_markset_put(LbMarkSet *m, const LbId *id, uint32_t value) _warn_unused_;
-uint64_t lb_markset_count(const LbMarkSet *m);
-typedef int (*LbMarkFn)(const LbId *id, uint32_t value, void *userdata);
-/* In id order; fn must not modify the set. */
-int lb_markset_foreach(LbMarkSet *m, LbMarkFn fn, void *userdata) _warn_unused_;

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "store/prune.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/index.h"
+#include "store/markset.h"
 #include "store/indexfile.h"
 #include "store/pack.h"
 
@@ -712,7 +712,9 @@ static int rewrite_flush(Rewrite *w) {
                 return -ENOMEM;
         w->written = v;
         w->written[w->n_written++] = file;
-        k = lb_index_add(w->p->r->index, &file, w->keep, w->n_keep);
+        /* Its packs are in the local index already (merged from the files
+         * it replaces). */
+        k = lb_index_add_file(w->p->r->index, &file);
         if (k < 0)
                 return fail(w->p, k, "update the local index: %s", strerror(-k));
         w->p->res.index_files_written++;
@@ -959,42 +961,18 @@ static void prune_done(Prune *p) {
         free(p->fresh);
 }
 
-static char *mark_dir(LbRepo *r) {
-        return lb_strdup_printf("%s/prune-mark-%ld", r->index_dir, (long) getpid());
-}
-
-/* Removes the mark sets of prunes that were killed (their pid is gone). */
-static void remove_stale_mark_dirs(LbRepo *r) {
-        DIR *dir = opendir(r->index_dir);
-        if (!dir)
-                return;
-        struct dirent *de;
-        while ((de = readdir(dir))) {
-                long pid;
-                char tail;
-                if (sscanf(de->d_name, "prune-mark-%ld%c", &pid, &tail) != 1 || pid <= 0 ||
-                    (kill((pid_t) pid, 0) == 0 || errno != ESRCH))
-                        continue;
-                _cleanup_free_ char *path = lb_path_join(r->index_dir, de->d_name);
-                _cleanup_free_ char *data = path ? lb_path_join(path, "data.mdb") : NULL;
-                if (data) {
-                        (void) unlink(data);
-                        (void) rmdir(path);
-                }
-        }
-        closedir(dir);
-}
-
 int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **ret_error) {
         if (!r->index)
                 return -EINVAL;
         Prune p = { .r = r, .o = o };
         int64_t t0 = lb_mono_ns();
-        remove_stale_mark_dirs(r);
-        _cleanup_free_ char *dir = mark_dir(r);
-        int k = dir ? lb_markset_open(dir, &p.mark) : -ENOMEM;
+        /* Sized for every indexed blob: the live ones are among them. */
+        uint64_t blobs = 0, stored = 0;
+        int k = lb_index_totals(r->index, &blobs, &stored);
+        if (k == 0)
+                k = lb_markset_open(r->index_dir, blobs, &p.mark);
         if (k < 0) {
-                fail(&p, k, "create the mark set in %s: %s", dir ? dir : "the cache", strerror(-k));
+                fail(&p, k, "create the mark set in %s: %s", r->index_dir, strerror(-k));
                 goto done;
         }
         k = mark_snapshots(&p);
