@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include "cmd/common.h"
+#include "cmd/progress.h"
 #include "store/archiver.h"
 #include "store/crypto.h"
 #include "store/pg/dump.h"
@@ -54,6 +56,7 @@ enum {
 };
 
 typedef struct BackupCtx {
+        CliProgress *progress;
         pid_t child;
         const char *command;
         bool command_failed;
@@ -61,7 +64,35 @@ typedef struct BackupCtx {
 } BackupCtx;
 
 static void on_warn(void *userdata, const char *path, int err) {
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: Failed to read %s: %s; it is not in the snapshot\n", path, cli_strerror(err));
+}
+
+static void on_progress(void *userdata, uint64_t bytes_read, const char *path) {
+        cli_progress_update(((BackupCtx *) userdata)->progress, bytes_read, path);
+}
+
+/* The total for the progress line: what the inputs hold, by a quick walk
+ * (lstat only). Files that change meanwhile make it an estimate. */
+static uint64_t scan_total;
+static int scan_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        if (flag == FTW_F && S_ISREG(st->st_mode))
+                scan_total += (uint64_t) st->st_size;
+        return 0;
+}
+
+static uint64_t inputs_size(const LbBackupOptions *o) {
+        if (o->stdin_name) {
+                struct stat st;
+                off_t pos = lseek(o->stdin_fd, 0, SEEK_CUR);
+                if (fstat(o->stdin_fd, &st) == 0 && S_ISREG(st.st_mode) && pos >= 0 && st.st_size > pos)
+                        return (uint64_t) (st.st_size - pos);
+                return 0;
+        }
+        scan_total = 0;
+        for (size_t i = 0; i < o->n_paths; i++)
+                (void) nftw(o->paths[i], scan_one, 16, FTW_PHYS);
+        return scan_total;
 }
 
 static int wait_child(BackupCtx *b) {
@@ -169,38 +200,51 @@ static void print_summary(const LbBackupResult *res) {
 
 /* ---- --db ---- */
 
+/* Bytes of the items in flight (tables on the worker connections, schema
+ * steps), so the line shows the sum over all of them. */
+#define DB_SLOTS 32
 typedef struct DbProgress {
-        bool tty;
-        bool line;              /* a progress line is on the screen */
-        int64_t last;
+        CliProgress *p;
+        uint64_t done_bytes;          /* of finished items */
+        struct {
+                char item[128];
+                uint64_t bytes;
+        } slot[DB_SLOTS];
 } DbProgress;
 
-static void db_clear_line(DbProgress *p) {
-        if (p->line) {
-                fputs("\r\033[K", stderr);
-                p->line = false;
-        }
-}
-
 static void db_warn(void *userdata, const char *msg) {
-        db_clear_line(userdata);
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: warning: %s\n", msg);
 }
 
+/* Called never two at a time (store/pg/dump.h). */
 static void db_progress(void *userdata, const LbPgProgress *pr) {
-        DbProgress *p = userdata;
-        if (!p->tty)
-                return;
-        int64_t now = lb_mono_ns();
-        if (now - p->last < 100000000 && !(pr->done && pr->items_done == pr->items_total))
-                return;
-        p->last = now;
-        char bytes[32];
-        cli_format_bytes(pr->bytes, bytes);
-        fprintf(stderr, "\r\033[K[%" PRIu64 "/%" PRIu64 "] %s%s %s", pr->items_done, pr->items_total,
-                pr->done ? "done " : "", pr->item, bytes);
-        fflush(stderr);
-        p->line = true;
+        DbProgress *d = userdata;
+        size_t free_slot = DB_SLOTS, i;
+        for (i = 0; i < DB_SLOTS; i++) {
+                if (d->slot[i].item[0] && strncmp(d->slot[i].item, pr->item, sizeof d->slot[i].item - 1) == 0)
+                        break;
+                if (!d->slot[i].item[0] && free_slot == DB_SLOTS)
+                        free_slot = i;
+        }
+        if (i == DB_SLOTS && !pr->done && free_slot < DB_SLOTS) {
+                i = free_slot;
+                snprintf(d->slot[i].item, sizeof d->slot[i].item, "%s", pr->item);
+        }
+        if (i < DB_SLOTS) {
+                d->slot[i].bytes = pr->bytes;
+                if (pr->done) {
+                        d->done_bytes += pr->bytes;
+                        d->slot[i].item[0] = 0;
+                        d->slot[i].bytes = 0;
+                }
+        } else if (pr->done)
+                d->done_bytes += pr->bytes;
+        uint64_t sum = d->done_bytes;
+        for (i = 0; i < DB_SLOTS; i++)
+                sum += d->slot[i].bytes;
+        cli_progress_set_items(d->p, pr->items_done, pr->items_total, "tables");
+        cli_progress_update(d->p, sum, pr->item);
 }
 
 static void print_db_summary(const LbPgBackupResult *res) {
@@ -255,14 +299,15 @@ static int backup_db(LbPgBackupOptions *pg) {
         int code = cli_open_repo(CLI_OPEN_INDEX | CLI_OPEN_LOCK_SHARED, &r);
         if (code)
                 return code;
-        DbProgress p = { .tty = !cli.quiet && isatty(STDERR_FILENO) };
+        DbProgress p = { .p = cli_progress_new("backup") };
         pg->warn = db_warn;
-        pg->progress = db_progress;
+        if (p.p)
+                pg->progress = db_progress;
         pg->userdata = &p;
         LbPgBackupResult res = {};
         _cleanup_free_ char *error = NULL;
         int k = lb_pg_backup(r, pg, &res, &error);
-        db_clear_line(&p);
+        p.p = cli_progress_free(p.p);
         if (k < 0) {
                 _cleanup_free_ char *db = NULL;
                 if (lb_pg_conninfo_dbname(pg->conninfo, &db) < 0)
@@ -417,8 +462,15 @@ int cmd_backup(int argc, char **argv) {
                 return cli_fail(k, "read the snapshots of %s", cli.repo);
         o.parent = parent;
 
+        b.progress = cli_progress_new("backup");
+        if (b.progress) {
+                cli_progress_set_total(b.progress, inputs_size(&o));
+                o.progress = on_progress;
+                o.userdata = &b;
+        }
         LbBackupResult res = {};
         k = lb_backup_run(r, &o, &res);
+        b.progress = cli_progress_free(b.progress);
 
         if (b.child > 0) {
                 /* The backup stopped before reading everything: closing the

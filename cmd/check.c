@@ -2,6 +2,7 @@
 #include <inttypes.h>
 
 #include "cmd/common.h"
+#include "cmd/progress.h"
 #include "store/check.h"
 
 static const char help[] =
@@ -21,7 +22,14 @@ enum {
 };
 
 static void on_report(void *userdata, const char *message) {
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: %s\n", message);
+}
+
+static void on_progress(void *userdata, const LbCheckProgress *p) {
+        cli_progress_set_total(userdata, p->bytes_total);
+        cli_progress_set_items(userdata, p->packs_done, p->packs_total, "packs");
+        cli_progress_update(userdata, p->bytes_done, p->pack);
 }
 
 static void on_info(void *userdata, const char *message) {
@@ -59,7 +67,13 @@ int cmd_check(int argc, char **argv) {
                 return code;
 
         LbCheckResult res = {};
+        CliProgress *pr = o.read_data ? cli_progress_new("check") : NULL;
+        if (pr) {
+                o.progress = on_progress;
+                o.userdata = pr;
+        }
         int k = lb_check_run(r, &o, &res);
+        pr = cli_progress_free(pr);
         if (k < 0)
                 return cli_fail(k, "check repository %s", cli.repo);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "cmd/common.h"
+#include "cmd/progress.h"
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -175,6 +176,7 @@ int cli_fail(int err, const char *what_fmt, ...) {
         vsnprintf(what, sizeof what, what_fmt, ap);
         va_end(ap);
         snprintf(msg, sizeof msg, "Failed to %s: %s", what, cli_strerror(err));
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: %s\n", msg);
         cli_report_message(msg);
         return cli_exit_code(err);
@@ -186,6 +188,7 @@ int cli_error(int code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: %s\n", msg);
         cli_report_message(msg);
         return code;
@@ -194,6 +197,7 @@ int cli_error(int code, const char *fmt, ...) {
 void cli_info(const char *fmt, ...) {
         if (cli.quiet)
                 return;
+        cli_progress_interrupt();
         va_list ap;
         va_start(ap, fmt);
         vfprintf(stdout, fmt, ap);

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 
 #include "cmd/common.h"
+#include "cmd/progress.h"
 #include "store/prune.h"
 
 static const char help[] =
@@ -32,8 +33,15 @@ enum {
 };
 
 static void prune_info(void *userdata, const char *message) {
-        if (!cli.quiet && !cli.json)
+        if (!cli.quiet && !cli.json) {
+                cli_progress_interrupt();
                 fprintf(stderr, "prune: %s\n", message);
+        }
+}
+
+static void prune_progress(void *userdata, uint64_t bytes_done, uint64_t bytes_total, const char *pack) {
+        cli_progress_set_total(userdata, bytes_total);
+        cli_progress_update(userdata, bytes_done, pack);
 }
 
 static void seconds(int64_t ns, char out[32]) {
@@ -114,7 +122,13 @@ int cli_prune(LbRepo *r, unsigned max_unused, bool dry_run, const LbId *ignore, 
         };
         LbPruneResult res;
         _cleanup_free_ char *error = NULL;
+        CliProgress *pr = cli_progress_new("prune");
+        if (pr) {
+                o.progress = prune_progress;
+                o.userdata = pr;
+        }
         k = lb_prune_run(r, &o, &res, &error);
+        pr = cli_progress_free(pr);
         if (k == -EWOULDBLOCK)
                 return cli_lock_failed(r, k);
         if (k == -EBADMSG)

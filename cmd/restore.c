@@ -2,6 +2,7 @@
 #include <inttypes.h>
 
 #include "cmd/common.h"
+#include "cmd/progress.h"
 #include "store/pg/dump.h"
 #include "store/pg/load.h"
 #include "store/restore.h"
@@ -68,9 +69,18 @@ enum {
 
 typedef struct DbPrint {
         bool json;
+        CliProgress *progress;
 } DbPrint;
 
+static void db_progress(void *userdata, const LbPgRestoreProgress *pr) {
+        DbPrint *p = userdata;
+        cli_progress_set_total(p->progress, pr->bytes_total);
+        cli_progress_set_items(p->progress, pr->tables_done, pr->tables_total, "tables");
+        cli_progress_update(p->progress, pr->bytes_done, pr->item);
+}
+
 static void db_warn(void *userdata, const char *message) {
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: warning: %s\n", message);
 }
 
@@ -158,7 +168,11 @@ static int restore_db(LbRepo *r, const LbSnapshot *s, LbPgRestoreOptions *o) {
                 cli_info("restoring snapshot %s into %s\n", sid, db ? db : "the database");
         LbPgRestoreResult res = {};
         _cleanup_free_ char *error = NULL;
+        p.progress = cli_progress_new("restore");
+        if (p.progress)
+                o->progress = db_progress;
         int k = lb_pg_restore(r, s, o, &res, &error);
+        p.progress = cli_progress_free(p.progress);
         if (k < 0)
                 return cli_error(cli_exit_code(k), "Failed to restore snapshot %s into %s: %s", sid,
                                  db ? db : "the database", error ? error : cli_strerror(k));
@@ -179,7 +193,12 @@ static int restore_sql(LbRepo *r, const LbSnapshot *s) {
 }
 
 static void on_warn(void *userdata, const char *path, int err) {
+        cli_progress_interrupt();
         fprintf(stderr, "longbox: Failed to restore %s: %s\n", path, cli_strerror(err));
+}
+
+static void on_progress(void *userdata, uint64_t bytes_done, const char *path) {
+        cli_progress_update(userdata, bytes_done, path);
 }
 
 int cmd_restore(int argc, char **argv) {
@@ -305,8 +324,17 @@ int cmd_restore(int argc, char **argv) {
                 .n_includes = n_includes,
                 .warn = on_warn,
         };
+        _cleanup_progress_ CliProgress *pr = cli_progress_new("restore");
+        if (pr) {
+                /* The whole snapshot's size; with --include only a part is written. */
+                if (n_includes == 0)
+                        cli_progress_set_total(pr, s->stats.bytes_read);
+                o.progress = on_progress;
+                o.userdata = pr;
+        }
         LbRestoreStats st = {};
         int k = lb_restore_run(r, s, &o, &st);
+        pr = cli_progress_free(pr);
 
         char bytes[32];
         cli_format_bytes(st.bytes, bytes);

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include "cmd/common.h"
+#include "cmd/progress.h"
 #include "store/http.h"
 #include "store/location.h"
 #include "store/sync.h"
@@ -43,26 +44,12 @@ static const char *default_remote(void) {
         return e && *e ? e : cli_config_remote();
 }
 
-typedef struct Progress {
-        bool enabled;
-        int64_t last_ns;
-} Progress;
-
+/* Called from worker threads, one call at a time. */
 static void on_progress(const LbSyncProgress *p, void *ud) {
-        Progress *pr = ud;
-        int64_t now = lb_mono_ns();
-        bool last = p->objects_done == p->objects_total;
-        if (!last && now - pr->last_ns < 200 * 1000000ll)
-                return;
-        pr->last_ns = now;
-        char done[32], total[32];
-        cli_format_bytes(p->bytes_done, done);
-        cli_format_bytes(p->bytes_total, total);
-        fprintf(stderr, "\rsync: %" PRIu64 "/%" PRIu64 " objects, %s of %s   ", p->objects_done, p->objects_total, done,
-                total);
-        if (last)
-                fputc('\n', stderr);
-        fflush(stderr);
+        CliProgress *pr = ud;
+        cli_progress_set_total(pr, p->bytes_total);
+        cli_progress_set_items(pr, p->objects_done, p->objects_total, "objects");
+        cli_progress_update(pr, p->bytes_done, NULL);
 }
 
 static int report_backend_error(int k, const char *to) {
@@ -172,12 +159,13 @@ int cmd_sync(int argc, char **argv) {
         if (k < 0)
                 return cli_fail(k, "lock %s", to);
 
-        Progress pr = { .enabled = isatty(STDERR_FILENO) && !cli.quiet && !cli.json };
-        if (pr.enabled) {
+        CliProgress *pr = cli_progress_new("sync");
+        if (pr) {
                 o.progress = on_progress;
-                o.userdata = &pr;
+                o.userdata = pr;
         }
         k = lb_sync_run(r->be, peer->be, &o, &st);
+        pr = cli_progress_free(pr);
         double secs = (double) (lb_mono_ns() - t0) / 1e9;
         uint64_t requests = lb_http_requests_total() - req0;
         if (k < 0 && k != -EBADMSG)

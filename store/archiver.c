@@ -73,7 +73,16 @@ typedef struct Archiver {
         size_t buf_size;                  /* >= 2 * chunk_max */
         uint8_t *zero;                    /* chunk_max zero bytes, shared by hole jobs */
         struct { uint32_t len; LbId id; } zero_ids[4];
+
+        uint64_t progress_bytes;          /* read so far, for o->progress */
+        const char *cur_path;             /* the file being read */
 } Archiver;
+
+static void progress(Archiver *a, uint64_t n) {
+        a->progress_bytes += n;
+        if (a->o->progress)
+                a->o->progress(a->o->userdata, a->progress_bytes, a->cur_path ? a->cur_path : "");
+}
 
 /* ---- worker pool ---- */
 
@@ -312,6 +321,8 @@ static int chunk_stream(Archiver *a, FileBuilder *fb, int fd, uint64_t limit, ui
                         }
                         total += got;
                         have += got;
+                        if (got > 0)
+                                progress(a, got);
                         if (got < want || want == 0 || (limit != UINT64_MAX && total == limit))
                                 eof = true;
                 }
@@ -364,6 +375,7 @@ static int chunk_file(Archiver *a, FileBuilder *fb, int fd, uint64_t size, uint6
                         if (k < 0)
                                 return k;
                         read_total += (uint64_t) data - pos;
+                        progress(a, (uint64_t) data - pos);
                         pos = (uint64_t) data;
                         if (pos >= size)
                                 break;
@@ -541,7 +553,9 @@ static int archive_path(Archiver *a, DirBuilder *d, const char *path, const char
                 fb->next = d->files;
                 d->files = fb;
                 uint64_t covered = 0;
+                a->cur_path = path;
                 k = chunk_file(a, fb, fd, (uint64_t) st.st_size, &covered);
+                a->cur_path = NULL;
                 close(fd);
                 if (k < 0 && a->error == 0 && k != -ENOMEM) {
                         /* A read error: the file is left out, the backup goes on. */
@@ -769,7 +783,10 @@ static int archive_stdin(Archiver *a, DirBuilder *d) {
         if (!fb->node.name)
                 return -ENOMEM;
         uint64_t got;
+        _cleanup_free_ char *shown = lb_strdup_printf("/%s", name);
+        a->cur_path = shown;
         int k = chunk_stream(a, fb, a->o->stdin_fd, UINT64_MAX, &got);
+        a->cur_path = NULL;
         if (k < 0)
                 return k; /* a broken stream is fatal: no partial snapshot */
         a->stats.files++;

@@ -36,6 +36,11 @@ typedef struct LbBackupOptions {
         /* Called after all data is stored and before the snapshot is written;
          * a negative return aborts the backup (no snapshot) with that error. */
         int (*before_commit)(void *userdata);
+        /* Progress (may be NULL): content bytes read so far (holes
+         * included) and the file being read (borrowed for the call; "/NAME"
+         * for a stream). Called from the thread that runs lb_backup_run,
+         * once per read buffer: rate-limit in the callback. */
+        void (*progress)(void *userdata, uint64_t bytes_read, const char *path);
         void *userdata;
 } LbBackupOptions;
 

@@ -173,6 +173,14 @@ static int check_packs(Check *c) {
         if (k < 0)
                 return k;
         lb_qsort(c->packs, c->n_packs, sizeof *c->packs, pack_state_cmp);
+        LbCheckProgress pr = {};
+        if (c->o->read_data)
+                for (size_t i = 0; i < c->n_packs; i++)
+                        if (c->packs[i].indexed_size > 0 && c->packs[i].present &&
+                            c->packs[i].actual_size == c->packs[i].indexed_size) {
+                                pr.packs_total++;
+                                pr.bytes_total += c->packs[i].indexed_size;
+                        }
         for (size_t i = 0; i < c->n_packs; i++) {
                 PackState *p = &c->packs[i];
                 char hex[2 * LB_ID_SIZE + 1];
@@ -198,6 +206,11 @@ static int check_packs(Check *c) {
                         k = read_pack(c, p);
                         if (k < 0)
                                 return k;
+                        pr.packs_done++;
+                        pr.bytes_done += p->indexed_size;
+                        pr.pack = hex;
+                        if (c->o->progress)
+                                c->o->progress(c->o->userdata, &pr);
                 }
         }
         return 0;

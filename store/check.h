@@ -12,6 +12,12 @@
 
 #include "store/repo.h"
 
+typedef struct LbCheckProgress {
+        uint64_t packs_done, packs_total;
+        uint64_t bytes_done, bytes_total;
+        const char *pack;
+} LbCheckProgress;
+
 typedef struct LbCheckOptions {
         bool read_data;
         /* One line per problem, e.g. "pack 3fa2... is damaged (blob 77c1...
@@ -19,6 +25,9 @@ typedef struct LbCheckOptions {
         void (*report)(void *userdata, const char *message);
         /* Progress/info lines (may be NULL). */
         void (*info)(void *userdata, const char *message);
+        /* With read_data, progress of reading the packs (may be NULL):
+         * called after each pack (pack is its hex name, borrowed). */
+        void (*progress)(void *userdata, const LbCheckProgress *p);
         void *userdata;
 } LbCheckOptions;
 

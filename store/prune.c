@@ -640,11 +640,12 @@ done:
 
 static int repack(Prune *p) {
         size_t todo = 0;
-        uint64_t bytes = 0;
+        uint64_t bytes = 0, read_total = 0, read_done = 0;
         for (size_t i = 0; i < p->n_packs; i++)
                 if (p->packs[i].action == PACK_REPACK) {
                         todo++;
                         bytes += p->packs[i].live_bytes;
+                        read_total += p->packs[i].size;
                 }
         if (todo == 0)
                 return 0;
@@ -653,8 +654,15 @@ static int repack(Prune *p) {
         Repack rp = { .p = p };
         int k = 0;
         for (size_t i = 0; i < p->n_packs && k >= 0; i++)
-                if (p->packs[i].action == PACK_REPACK)
+                if (p->packs[i].action == PACK_REPACK) {
                         k = repack_one(&rp, &p->packs[i]);
+                        read_done += p->packs[i].size;
+                        if (k >= 0 && p->o->progress) {
+                                char hex[2 * LB_ID_SIZE + 1];
+                                lb_id_hex(&p->packs[i].id, hex);
+                                p->o->progress(p->o->userdata, read_done, read_total, hex);
+                        }
+                }
         if (k >= 0)
                 k = repack_flush_pack(&rp);
         if (k >= 0)

@@ -27,6 +27,9 @@ typedef struct LbPruneOptions {
         size_t n_ignore_snapshots;
         /* Progress lines ("marking 12 snapshots"); may be NULL. */
         void (*info)(void *userdata, const char *message);
+        /* Progress of repacking (may be NULL): bytes of the packs read so
+         * far of the total, after each pack (hex name, borrowed). */
+        void (*progress)(void *userdata, uint64_t bytes_done, uint64_t bytes_total, const char *pack);
         void *userdata;
 } LbPruneOptions;
 

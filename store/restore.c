@@ -16,6 +16,7 @@ typedef struct Ctx {
         size_t n_inc;
         bool root;               /* running as root: chown failures are real */
         unsigned tmp_counter;
+        uint64_t progress_bytes;  /* written so far, for o->progress */
 } Ctx;
 
 static void record(Ctx *c, const char *path, int err, bool damaged) {
@@ -130,6 +131,41 @@ static int open_tmp(Ctx *c, int dirfd, char name[static 64]) {
         return -EEXIST;
 }
 
+typedef struct Sink {
+        Ctx *c;
+        int fd;
+        bool sparse;
+        const char *tpath;
+} Sink;
+
+/* As lb_content_write_fd_full's, with progress reports. */
+static int write_chunk(const uint8_t *p, size_t n, uint64_t offset, void *userdata) {
+        Sink *s = userdata;
+        int k;
+        if (s->sparse && lb_is_zero(p, n))
+                k = lseek(s->fd, (off_t) n, SEEK_CUR) < 0 ? -errno : 0;
+        else
+                k = lb_write_all(s->fd, p, n);
+        if (k < 0)
+                return k;
+        s->c->progress_bytes += n;
+        s->c->o->progress(s->c->o->userdata, s->c->progress_bytes, s->tpath);
+        return 0;
+}
+
+static int write_content(Ctx *c, const LbNode *n, int fd, const char *tpath, LbContentFailure *failure) {
+        bool sparse = !c->o->no_sparse;
+        if (!c->o->progress)
+                return lb_content_write_fd_full(c->r, n, fd, sparse, failure);
+        Sink s = { .c = c, .fd = fd, .sparse = sparse, .tpath = tpath };
+        int k = lb_content_foreach_full(c->r, n, write_chunk, &s, failure);
+        if (k < 0)
+                return k;
+        if (sparse && ftruncate(fd, (off_t) n->size) < 0)
+                return -errno;
+        return 0;
+}
+
 static void restore_file(Ctx *c, int dirfd, const LbNode *n, const char *tpath) {
         char tmp[64];
         int fd = open_tmp(c, dirfd, tmp);
@@ -139,7 +175,7 @@ static void restore_file(Ctx *c, int dirfd, const LbNode *n, const char *tpath) 
         }
 
         LbContentFailure failure = {};
-        int k = lb_content_write_fd_full(c->r, n, fd, !c->o->no_sparse, &failure);
+        int k = write_content(c, n, fd, tpath, &failure);
         bool damaged = k == -EBADMSG || (k == -ENOENT && failure.has_id);
         if (k == 0) {
                 struct timespec ts[2];

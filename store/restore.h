@@ -28,6 +28,11 @@ typedef struct LbRestoreOptions {
         /* Called for each entry that could not be restored, with its path
          * under the target and the error. */
         void (*warn)(void *userdata, const char *path, int err);
+        /* Progress (may be NULL): content bytes written so far (holes
+         * included) and the file being written (its path under the
+         * target, borrowed for the call). Called once per chunk from the
+         * calling thread: rate-limit in the callback. */
+        void (*progress)(void *userdata, uint64_t bytes_done, const char *path);
         void *userdata;
 } LbRestoreOptions;
 

@@ -58,6 +58,7 @@ typedef struct Restore {
         atomic_bool abort;
         LbPgRestoreResult res;
         int64_t start;
+        LbPgRestoreProgress progress;  /* under lock */
 } Restore;
 
 static int fail(Restore *R, int k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -546,6 +547,7 @@ typedef struct CopyJob {
 
 typedef struct CopyStream {
         Restore *R;
+        const char *display;
         PGconn *c;
         XXH3_state_t *h;
         uint64_t rows, bytes;
@@ -564,6 +566,14 @@ static int copy_chunk(const uint8_t *p, size_t n, uint64_t offset, void *userdat
         if (PQputCopyData(cs->c, (const char *) p, (int) n) != 1) {
                 cs->send_failed = true;
                 return -EIO;
+        }
+        Restore *R = cs->R;
+        if (R->o->progress) {
+                pthread_mutex_lock(&R->lock);
+                R->progress.bytes_done += n;
+                R->progress.item = cs->display;
+                R->o->progress(R->o->userdata, &R->progress);
+                pthread_mutex_unlock(&R->lock);
         }
         return 0;
 }
@@ -612,7 +622,7 @@ static int copy_table(Restore *R, PGconn *c, size_t i, void *userdata) {
                 (void) copy_end(c, "longbox: out of memory", NULL, &e);
                 return -ENOMEM;
         }
-        CopyStream cs = { .R = R, .c = c, .h = h };
+        CopyStream cs = { .R = R, .display = job->display, .c = c, .h = h };
         LbContentFailure cf = {};
         int k = t->node.size > 0 ? lb_content_foreach_full(R->r, &t->node, copy_chunk, &cs, &cf) : 0;
         uint64_t digest = XXH3_64bits_digest(h);
@@ -670,6 +680,7 @@ static int copy_table(Restore *R, PGconn *c, size_t i, void *userdata) {
         };
         res_->rows += cs.rows;
         res_->bytes += cs.bytes;
+        R->progress.tables_done++;
         if (R->o->table_done)
                 R->o->table_done(R->o->userdata, rt);
         pthread_mutex_unlock(&R->lock);
@@ -700,7 +711,9 @@ static int load_data(Restore *R, const LbPgTableFile *const *sel, size_t n_sel) 
                 jobs[i].display = lb_strdup_printf("%s.%s", jobs[i].t->schema, jobs[i].t->table);
                 if (!jobs[i].qualified || !jobs[i].display)
                         k = -ENOMEM;
+                R->progress.bytes_total += jobs[i].t->node.size;
         }
+        R->progress.tables_total = n;
         if (k == 0) {
                 lb_qsort(jobs, n, sizeof *jobs, cmp_job_size);
                 k = pool_run(R, n, copy_table, jobs, "SET synchronous_commit = off");

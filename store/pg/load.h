@@ -79,6 +79,14 @@ typedef struct LbPgRestoreTable {
         int64_t duration_ns;
 } LbPgRestoreTable;
 
+/* Progress of a restore's table data. */
+typedef struct LbPgRestoreProgress {
+        const char *item;             /* "schema.table" being loaded (borrowed for the call) */
+        uint64_t bytes_done;          /* COPY data sent so far, all tables */
+        uint64_t bytes_total;         /* of the tables being restored */
+        uint64_t tables_done, tables_total;
+} LbPgRestoreProgress;
+
 typedef struct LbPgRestoreOptions {
         /* The target: a conninfo string, a postgres:// URI or a plain
          * database name, as psql -d takes it. Its dbname is the database
@@ -117,6 +125,10 @@ typedef struct LbPgRestoreOptions {
          * borrowed for the call. */
         void (*warn)(void *userdata, const char *message);
         void (*table_done)(void *userdata, const LbPgRestoreTable *t);
+        /* Progress of the table data (may be NULL): called for every chunk
+         * sent to the server, never concurrently; rate-limit in the
+         * callback. */
+        void (*progress)(void *userdata, const LbPgRestoreProgress *p);
         void *userdata;
 } LbPgRestoreOptions;
 

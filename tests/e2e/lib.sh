@@ -83,10 +83,11 @@ output_has() {
 }
 
 # json EXPR: evaluate a Python expression over the JSON document on stdin
-# (bound to d); strings print raw, everything else as JSON.
+# (bound to d); strings print raw, everything else as JSON. Progress lines
+# of long commands ({"message_type":"status",...}) are skipped.
 json() {
         python3 -c 'import json, sys
-d = json.load(sys.stdin)
+d = json.loads("".join(l for l in sys.stdin if not l.startswith("{\"message_type\":\"status\"")))
 r = eval(sys.argv[1])
 print(r if isinstance(r, str) else json.dumps(r))' "$1"
 }

@@ -13,12 +13,18 @@ gen_text 41 5000 >"$SRC/b"
 size1=5100
 
 # check_json FILE PYTHON: run PYTHON with d = the JSON document in FILE
-# (which must hold exactly one document and nothing else).
+# (which must hold exactly one document and nothing else but progress
+# lines, each a JSON object with "message_type":"status").
 check_json() {
         python3 - "$1" "$2" <<'EOF'
 import json, re, sys
 from datetime import datetime, timezone
-text = open(sys.argv[1]).read()
+lines = open(sys.argv[1]).read().splitlines(keepends=True)
+status = [l for l in lines if l.startswith('{"message_type":"status"')]
+for l in status:
+    if json.loads(l).get("message_type") != "status":
+        sys.exit(f"a bad progress line: {l!r}")
+text = "".join(l for l in lines if l not in status)
 try:
     d = json.loads(text)
 except ValueError as e:

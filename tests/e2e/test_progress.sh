@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Progress output: a line on a terminal (bytes, rate, ETA, current file),
+# nothing when stderr is not a terminal, nothing at all with --quiet, and
+# JSON status lines plus a summary with --json. The terminal is a pty from
+# util-linux script(1).
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if ! command -v script >/dev/null || ! script -qfec true /dev/null >/dev/null 2>&1; then
+        skip "script(1) from util-linux cannot give a pty here"
+        exit 77
+fi
+
+# Updates every 10 ms instead of 200 ms, so even a fast machine shows some.
+export LONGBOX_PROGRESS_FPS=100
+
+# on_tty OUT CMD...: run CMD with stdin, stdout and stderr on a pty; what the
+# terminal showed goes to OUT. Fails unless CMD exits 0.
+on_tty() {
+        local out=$1 cmd
+        shift
+        printf -v cmd '%q ' "$@"
+        script -qfec "$cmd" /dev/null >"$out" </dev/null || fail "on a tty, exit $?: $*"
+}
+
+SRC=$T/src
+mkdir -p "$SRC/sub"
+head -c $((100 << 20)) /dev/urandom >"$SRC/sub/big.bin"
+gen_text 3 200000 >"$SRC/small.txt"
+
+# --- backup on a tty --------------------------------------------------------
+init_repo "$T/r1"
+on_tty "$T/tty.backup" "$LONGBOX" --repo "$T/r1" backup "$SRC"
+python3 - "$T/tty.backup" <<'EOF' || fail "backup on a tty: no progress line with bytes, rate, ETA and the file"
+import re, sys
+t = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+lines = re.findall(r"\r\x1b\[Kbackup: ([^\r\n\x1b]*)", t)
+assert lines, f"no progress line in {t[:500]!r}"
+pat = re.compile(r"[\d.]+ (B|KiB|MiB|GiB) of 100\.\d+ MiB \(\d+%\), [\d.]+ (B|KiB|MiB|GiB)/s, ETA \S+.*  \S*(big\.bin|small\.txt)$")
+good = [l for l in lines if pat.search(l)]
+assert good, f"no line with 'X of 100 MiB (N%), R/s, ETA T  FILE': {lines[:5]}"
+# The line is erased before the summary: the summary starts a line of its own.
+assert re.search(r"\x1b\[Kfiles: +2 ", t), f"summary not after an erased line: {t[-400:]!r}"
+EOF
+ok "backup on a tty: '$(grep -ao 'backup: [^[:cntrl:]]*ETA[^[:cntrl:]]*' "$T/tty.backup" | head -n 1)'"
+
+# --- restore on a tty -------------------------------------------------------
+on_tty "$T/tty.restore" "$LONGBOX" --repo "$T/r1" restore latest --target "$T/out"
+cmp "$SRC/sub/big.bin" "$T/out$SRC/sub/big.bin" || fail "restore on a tty: wrong content"
+python3 - "$T/tty.restore" <<'EOF' || fail "restore on a tty: no progress line with bytes, rate, ETA"
+import re, sys
+t = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+lines = re.findall(r"\r\x1b\[Krestore: ([^\r\n\x1b]*)", t)
+assert any(re.search(r" of 100\.\d+ MiB \(\d+%\), [\d.]+ \S+/s, ETA ", l) for l in lines), f"{lines[:5]} in {t[:300]!r}"
+assert re.search(r"\x1b\[Krestored 2 files", t), f"summary not after an erased line: {t[-300:]!r}"
+EOF
+ok "restore on a tty: progress line with the total, rate and ETA"
+
+# --- check --read-data and sync on a tty ----------------------------------------
+on_tty "$T/tty.check" "$LONGBOX" --repo "$T/r1" check --read-data
+grep -aq $'\r\e\\[Kcheck: \\[[0-9]*/[0-9]* packs\\] .* of .*/s, ETA' "$T/tty.check" ||
+        fail "check --read-data on a tty: no progress line: $(head -c 300 "$T/tty.check" | cat -v)"
+on_tty "$T/tty.sync" "$LONGBOX" --repo "$T/r1" sync --to "$T/copy"
+grep -aq $'\r\e\\[Ksync: \\[[0-9]*/[0-9]* objects\\] .* of .*/s, ETA' "$T/tty.sync" ||
+        fail "sync on a tty: no progress line: $(head -c 300 "$T/tty.sync" | cat -v)"
+ok "check --read-data and sync on a tty: progress lines with packs/objects, rate and ETA"
+
+# --- stdin: no total, so a rate and the name but no ETA -----------------------
+init_repo "$T/r2"
+on_tty "$T/tty.stdin" sh -c "cat '$SRC/sub/big.bin' | '$LONGBOX' --repo '$T/r2' backup --stdin-name dump.bin"
+grep -aq $'\r\e\\[Kbackup: [0-9.]* [KMG]*i*B, [0-9.]* [KMG]*i*B/s, .*  /dump.bin' "$T/tty.stdin" ||
+        fail "backup from a pipe on a tty: no line with bytes, rate and /dump.bin: $(head -c 300 "$T/tty.stdin" | cat -v)"
+if grep -aq 'ETA' "$T/tty.stdin"; then fail "backup from a pipe shows an ETA without knowing the total"; fi
+ok "backup of a pipe on a tty: bytes, rate and the name, no ETA"
+
+# --- stderr not a tty: no progress ------------------------------------------------
+init_repo "$T/r3"
+on_tty "$T/tty.redirected" sh -c "'$LONGBOX' --repo '$T/r3' backup '$SRC' 2>'$T/err.redirected'"
+[[ ! -s $T/err.redirected ]] || fail "progress written to stderr that is a file: $(head -c 300 "$T/err.redirected" | cat -v)"
+if grep -aq -e 'ETA' -e $'\r\e\\[K' "$T/tty.redirected"; then
+        fail "progress on stdout when stderr is a file: $(head -c 300 "$T/tty.redirected" | cat -v)"
+fi
+grep -aq 'snapshot .* saved' "$T/tty.redirected" || fail "no summary when stderr is a file"
+echo x >>"$SRC/small.txt"
+expect_exit 0 lb --repo "$T/r1" restore latest --target "$T/out2"
+[[ ! -s $LB_ERR ]] || fail "restore without a tty wrote to stderr: $(head -c 300 "$LB_ERR" | cat -v)"
+ok "no progress when stderr is not a tty; the summary is unchanged"
+
+# --- --quiet: nothing at all -----------------------------------------------------
+init_repo "$T/r4"
+on_tty "$T/tty.quiet" "$LONGBOX" --repo "$T/r4" backup --quiet "$SRC"
+[[ ! -s $T/tty.quiet ]] || fail "backup --quiet printed on the tty: $(head -c 300 "$T/tty.quiet" | cat -v)"
+[[ $(lb --repo "$T/r4" snapshots --json | json 'len(d)') == 1 ]] || fail "backup --quiet recorded no snapshot"
+expect_exit 0 lb --repo "$T/r4" -q restore latest --target "$T/out3"
+[[ ! -s $LB_OUT && ! -s $LB_ERR ]] || fail "restore -q printed something"
+ok "--quiet: a successful backup and restore print nothing, on a tty or not"
+
+# --- --json: status lines and a summary --------------------------------------------
+init_repo "$T/r5"
+total=$(find "$SRC" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+expect_exit 0 lb --repo "$T/r5" backup --json "$SRC"
+[[ ! -s $LB_ERR ]] || fail "backup --json wrote to stderr: $(head -c 300 "$LB_ERR")"
+python3 - "$LB_OUT" "$total" <<'EOF' || fail "backup --json: status lines and summary not as expected"
+import json, sys
+total = int(sys.argv[2])
+lines = open(sys.argv[1]).read().splitlines()
+docs = [json.loads(l) for l in lines]          # every line is JSON
+status = [d for d in docs if d["message_type"] == "status"]
+assert status, f"no status line: {lines[:3]}"
+for s in status:
+    for k in ("percent_done", "bytes_done", "total_bytes", "current_files", "seconds_elapsed"):
+        assert k in s, f"{k} missing in {s}"
+    assert 0 <= s["percent_done"] <= 1, s
+    assert s["total_bytes"] == total, s
+    assert s["bytes_done"] <= s["total_bytes"], s
+    assert isinstance(s["current_files"], list), s
+assert any(f.endswith("big.bin") for s in status for f in s["current_files"]), status[:3]
+dones = [s["bytes_done"] for s in status]
+assert dones == sorted(dones), f"bytes_done goes backwards: {dones}"
+assert docs[-1]["message_type"] == "summary", docs[-1]
+assert len(docs) == len(status) + 1, "something else than status lines and one summary"
+assert docs[-1]["total_bytes_processed"] == total, docs[-1]
+assert len(docs[-1]["snapshot_id"]) == 64
+print(f"# {len(status)} status lines, last: {json.dumps(status[-1])[:200]}")
+EOF
+ok "backup --json: status lines with percent_done, bytes_done, total_bytes, current_files; then the summary"
+
+expect_exit 0 lb --repo "$T/r5" restore latest --json --target "$T/out4"
+python3 - "$LB_OUT" "$total" <<'EOF' || fail "restore --json: status lines and summary not as expected"
+import json, sys
+total = int(sys.argv[2])
+docs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+status = [d for d in docs if d["message_type"] == "status"]
+assert status and all(s["total_bytes"] == total for s in status), docs[:3]
+assert docs[-1]["message_type"] == "summary" and docs[-1]["files_restored"] == 2, docs[-1]
+EOF
+ok "restore --json: status lines and the summary"
