@@ -12,6 +12,8 @@ typedef struct Entry {
         uint8_t *data;
         size_t len;
         unsigned refs;
+        unsigned waiters;          /* threads waiting for this load */
+        pthread_cond_t done;       /* this load finished (signalled only with waiters) */
         int error;
         bool loading;
         bool in_table;             /* findable; false once failed or evicted */
@@ -23,7 +25,6 @@ struct LbChunkCache {
         LbRepo *r;
         uint64_t max_bytes;
         pthread_mutex_t lock;
-        pthread_cond_t done;       /* a load finished */
         pthread_cond_t work;       /* the queue has work, or stop */
         Entry **buckets;
         size_t mask;
@@ -54,6 +55,7 @@ static Entry *insert_new(LbChunkCache *c, const LbId *id) {
         if (!e)
                 return NULL;
         e->id = *id;
+        pthread_cond_init(&e->done, NULL);
         e->loading = true;
         e->in_table = true;
         size_t b = bucket_of(c, id);
@@ -102,6 +104,7 @@ static void table_remove(LbChunkCache *c, Entry *e) {
 }
 
 static void entry_free(Entry *e) {
+        pthread_cond_destroy(&e->done);
         free(e->data);
         free(e);
 }
@@ -145,7 +148,11 @@ static void finish(LbChunkCache *c, Entry *e, int k, LbBuf *b) {
                 c->stats.reads++;
                 evict(c);
         }
-        pthread_cond_broadcast(&c->done);
+        /* Wake only this blob's waiters: a shared condition woke every
+         * waiting reader on each of the many small loads of a sequential
+         * read, to go back to sleep again. */
+        if (e->waiters > 0)
+                pthread_cond_broadcast(&e->done);
 }
 
 static void *worker(void *userdata) {
@@ -189,7 +196,6 @@ int lb_chunk_cache_new(LbRepo *r, uint64_t max_bytes, unsigned workers, LbChunkC
         }
         c->mask = nb - 1;
         pthread_mutex_init(&c->lock, NULL);
-        pthread_cond_init(&c->done, NULL);
         pthread_cond_init(&c->work, NULL);
         workers = LB_MIN(workers, WORKERS_MAX);
         while (c->n_threads < workers) {
@@ -231,7 +237,6 @@ LbChunkCache *lb_chunk_cache_free(LbChunkCache *c) {
         }
         free(c->buckets);
         pthread_cond_destroy(&c->work);
-        pthread_cond_destroy(&c->done);
         pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
@@ -255,8 +260,10 @@ int lb_chunk_cache_get(LbChunkCache *c, const LbId *id, LbCachedBlob *ret) {
                         c->stats.misses++;
                 else
                         c->stats.hits++;
+                e->waiters++;
                 while (e->loading)
-                        pthread_cond_wait(&c->done, &c->lock);
+                        pthread_cond_wait(&e->done, &c->lock);
+                e->waiters--;
                 int k = e->error;
                 if (k < 0) {
                         unref(c, e);
