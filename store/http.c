@@ -261,6 +261,9 @@ static int classify(CURLcode rc, long status, bool too_big, bool *retry) {
         case 507:
                 return -ENOSPC;
         case 408:
+        case 423: /* Locked: WebDAV servers (rclone's) lock a resource per
+                   * request, so parallel MKCOL/PUT/MOVE in one folder can
+                   * collide for a moment */
         case 429:
                 *retry = true;
                 return -EIO;

@@ -20,7 +20,7 @@
  *   416                      -ERANGE
  *   507                      -ENOSPC
  *   other 4xx                -EPROTO
- *   5xx, 408, 429, timeouts, resets, refused connections:
+ *   5xx, 408, 423, 429, timeouts, resets, refused connections:
  *                            retried with exponential backoff and jitter,
  *                            then -EIO (5xx/429), -ETIMEDOUT, -ECONNRESET
  *                            or -ECONNREFUSED
