@@ -15,11 +15,7 @@ void lb_event_free(LbEvent *e) {
         free(e->hostname);
         free(e->message);
         free(e->program);
-        for (size_t i = 0; e->meta && i < e->n_meta; i++) {
-                free(e->meta[i].key);
-                free(e->meta[i].value);
-        }
-        free(e->meta);
+        lb_meta_free(e->meta, e->n_meta);
         free(e);
 }
 
@@ -28,10 +24,7 @@ static void event_freep(LbEvent **e) {
 }
 
 const char *lb_event_meta(const LbEvent *e, const char *key) {
-        for (size_t i = 0; i < e->n_meta; i++)
-                if (strcmp(e->meta[i].key, key) == 0)
-                        return e->meta[i].value;
-        return NULL;
+        return lb_meta_get(e->meta, e->n_meta, key);
 }
 
 int lb_event_meta_add(LbEvent *e, const char *key, const char *value) {
@@ -116,16 +109,8 @@ int lb_event_encode(const LbEvent *e, LbBuf *out) {
                 PUT(lb_tlv_put(out, LB_EVENT_TAG_SNAPSHOT, e->snapshot.b, LB_ID_SIZE));
         if (e->program)
                 PUT(lb_tlv_put_str(out, LB_EVENT_TAG_PROGRAM, e->program));
-        for (size_t i = 0; i < e->n_meta; i++) {
-                size_t kl = strlen(e->meta[i].key);
-                uint8_t h[2];
-                lb_put_le16(h, (uint16_t) kl);
-                lb_buf_clear(&scratch);
-                PUT(lb_buf_append(&scratch, h, 2));
-                PUT(lb_buf_append(&scratch, e->meta[i].key, kl));
-                PUT(lb_buf_append(&scratch, e->meta[i].value, strlen(e->meta[i].value)));
-                PUT(lb_tlv_put(out, LB_EVENT_TAG_META, scratch.data, scratch.len));
-        }
+        for (size_t i = 0; i < e->n_meta; i++)
+                PUT(lb_tlv_put_meta(out, &scratch, LB_EVENT_TAG_META, &e->meta[i]));
 #undef PUT
         if (out->len > LB_EVENT_MAX_SIZE)
                 return -E2BIG;
@@ -148,27 +133,6 @@ static bool tag_known(uint16_t tag) {
         default:
                 return false;
         }
-}
-
-static int meta_push(LbEvent *e, const uint8_t *v, uint32_t n) {
-        if (e->n_meta >= LB_EVENT_META_MAX || n < 2)
-                return -EBADMSG;
-        uint16_t kl = lb_get_le16(v);
-        if (kl == 0 || kl > n - 2)
-                return -EBADMSG;
-        _cleanup_free_ char *key = NULL, *value = NULL;
-        int r = lb_tlv_str(v + 2, kl, LB_EVENT_STRING_MAX, &key);
-        if (r < 0)
-                return r;
-        r = lb_tlv_str(v + 2 + kl, n - 2 - kl, LB_EVENT_STRING_MAX, &value);
-        if (r < 0)
-                return r;
-        LbMeta *m = reallocarray(e->meta, e->n_meta + 1, sizeof *m);
-        if (!m)
-                return -ENOMEM;
-        e->meta = m;
-        e->meta[e->n_meta++] = (LbMeta) { .key = LB_TAKE_PTR(key), .value = LB_TAKE_PTR(value) };
-        return 0;
 }
 
 int lb_event_decode(const uint8_t *p, size_t n, LbEvent **ret) {
@@ -235,7 +199,7 @@ int lb_event_decode(const uint8_t *p, size_t n, LbEvent **ret) {
                         r = lb_tlv_str(v, len, LB_EVENT_STRING_MAX, &e->program);
                         break;
                 case LB_EVENT_TAG_META:
-                        r = meta_push(e, v, len);
+                        r = lb_tlv_meta_append(v, len, LB_EVENT_STRING_MAX, LB_EVENT_META_MAX, &e->meta, &e->n_meta);
                         break;
                 default:
                         return -EBADMSG;

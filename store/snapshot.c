@@ -26,11 +26,7 @@ void lb_snapshot_free(LbSnapshot *s) {
         strv_free(s->paths, s->n_paths);
         free(s->source);
         free(s->program);
-        for (size_t i = 0; s->meta && i < s->n_meta; i++) {
-                free(s->meta[i].key);
-                free(s->meta[i].value);
-        }
-        free(s->meta);
+        lb_meta_free(s->meta, s->n_meta);
         free(s);
 }
 
@@ -39,12 +35,7 @@ static void snapshot_freep(LbSnapshot **s) {
 }
 
 const char *lb_snapshot_meta(const LbSnapshot *s, const char *key) {
-        if (!s || !key)
-                return NULL;
-        for (size_t i = 0; i < s->n_meta; i++)
-                if (strcmp(s->meta[i].key, key) == 0)
-                        return s->meta[i].value;
-        return NULL;
+        return s ? lb_meta_get(s->meta, s->n_meta, key) : NULL;
 }
 
 /* The STATS value, in struct order. */
@@ -104,21 +95,6 @@ static int snapshot_check(const LbSnapshot *s) {
 
 /* ---- encoding ---------------------------------------------------------------- */
 
-static int put_meta(LbBuf *b, LbBuf *scratch, const LbMeta *m) {
-        size_t kl = strlen(m->key);  /* <= LB_SNAP_STRING_MAX: fits u16 */
-        uint8_t h[2];
-        lb_put_le16(h, (uint16_t) kl);
-        lb_buf_clear(scratch);
-        int r = lb_buf_append(scratch, h, sizeof h);
-        if (r >= 0)
-                r = lb_buf_append(scratch, m->key, kl);
-        if (r >= 0)
-                r = lb_buf_append(scratch, m->value, strlen(m->value));
-        if (r >= 0)
-                r = lb_tlv_put(b, LB_SNAP_TAG_META, scratch->data, scratch->len);
-        return r;
-}
-
 /* Records in ascending order of tag number (critical bit ignored). */
 static int snapshot_encode(const LbSnapshot *s, LbBuf *out) {
         int r;
@@ -159,7 +135,7 @@ static int snapshot_encode(const LbSnapshot *s, LbBuf *out) {
         PUT(lb_tlv_put(out, LB_SNAP_TAG_STATS, st, sizeof st));
 
         for (size_t i = 0; i < s->n_meta; i++)
-                PUT(put_meta(out, &scratch, &s->meta[i]));
+                PUT(lb_tlv_put_meta(out, &scratch, LB_SNAP_TAG_META, &s->meta[i]));
 #undef PUT
         if (out->len > LB_SNAPSHOT_MAX_SIZE)
                 return -E2BIG;
@@ -192,31 +168,6 @@ static int strv_push(char ***v, size_t *n, size_t *cap, const uint8_t *p, uint32
         if (r < 0)
                 return r;
         (*n)++;
-        return 0;
-}
-
-static int meta_push(LbSnapshot *s, size_t *cap, const uint8_t *v, uint32_t n) {
-        if (s->n_meta >= LB_SNAP_LIST_MAX || n < 2)
-                return -EBADMSG;
-        uint16_t kl = lb_get_le16(v);
-        if (kl == 0 || kl > n - 2)
-                return -EBADMSG;
-        if (s->n_meta == *cap) {
-                size_t c = *cap ? *cap * 2 : 4;
-                LbMeta *m = reallocarray(s->meta, c, sizeof *m);
-                if (!m)
-                        return -ENOMEM;
-                s->meta = m;
-                *cap = c;
-        }
-        _cleanup_free_ char *key = NULL, *value = NULL;
-        int r = lb_tlv_str(v + 2, kl, LB_SNAP_STRING_MAX, &key);
-        if (r < 0)
-                return r;
-        r = lb_tlv_str(v + 2 + kl, n - 2 - kl, LB_SNAP_STRING_MAX, &value);
-        if (r < 0)
-                return r;
-        s->meta[s->n_meta++] = (LbMeta) { .key = LB_TAKE_PTR(key), .value = LB_TAKE_PTR(value) };
         return 0;
 }
 
@@ -258,7 +209,7 @@ int lb_snapshot_decode(const uint8_t *p, size_t n, LbSnapshot **ret) {
                 return -ENOMEM;
         LbReader rd = lb_reader(p + 4, n - 4);
         uint32_t seen = 0;
-        size_t tags_cap = 0, paths_cap = 0, meta_cap = 0;
+        size_t tags_cap = 0, paths_cap = 0;
         int r;
 
         for (;;) {
@@ -333,7 +284,7 @@ int lb_snapshot_decode(const uint8_t *p, size_t n, LbSnapshot **ret) {
                         break;
                 }
                 case LB_SNAP_TAG_META:
-                        r = meta_push(s, &meta_cap, v, len);
+                        r = lb_tlv_meta_append(v, len, LB_SNAP_STRING_MAX, LB_SNAP_LIST_MAX, &s->meta, &s->n_meta);
                         break;
                 default:
                         /* unreachable: snap_tag_known() */

@@ -98,3 +98,56 @@ int lb_tlv_check(uint16_t tag, bool known, bool repeatable, uint32_t *seen) {
         *seen |= bit;
         return 0;
 }
+
+void lb_meta_free(LbMeta *m, size_t n) {
+        for (size_t i = 0; m && i < n; i++) {
+                free(m[i].key);
+                free(m[i].value);
+        }
+        free(m);
+}
+
+const char *lb_meta_get(const LbMeta *m, size_t n, const char *key) {
+        for (size_t i = 0; key && i < n; i++)
+                if (strcmp(m[i].key, key) == 0)
+                        return m[i].value;
+        return NULL;
+}
+
+int lb_tlv_put_meta(LbBuf *b, LbBuf *scratch, uint16_t tag, const LbMeta *m) {
+        size_t kl = strlen(m->key);
+        if (kl > UINT16_MAX)
+                return -EINVAL;
+        uint8_t h[2];
+        lb_put_le16(h, (uint16_t) kl);
+        lb_buf_clear(scratch);
+        int r = lb_buf_append(scratch, h, sizeof h);
+        if (r >= 0)
+                r = lb_buf_append(scratch, m->key, kl);
+        if (r >= 0)
+                r = lb_buf_append(scratch, m->value, strlen(m->value));
+        if (r >= 0)
+                r = lb_tlv_put(b, tag, scratch->data, scratch->len);
+        return r;
+}
+
+int lb_tlv_meta_append(const uint8_t *v, uint32_t n, size_t max_len, size_t max_count, LbMeta **m, size_t *count) {
+        if (*count >= max_count || n < 2)
+                return -EBADMSG;
+        uint16_t kl = lb_get_le16(v);
+        if (kl == 0 || kl > n - 2)
+                return -EBADMSG;
+        _cleanup_free_ char *key = NULL, *value = NULL;
+        int r = lb_tlv_str(v + 2, kl, max_len, &key);
+        if (r < 0)
+                return r;
+        r = lb_tlv_str(v + 2 + kl, n - 2 - kl, max_len, &value);
+        if (r < 0)
+                return r;
+        LbMeta *a = reallocarray(*m, *count + 1, sizeof *a);
+        if (!a)
+                return -ENOMEM;
+        *m = a;
+        a[(*count)++] = (LbMeta) { .key = LB_TAKE_PTR(key), .value = LB_TAKE_PTR(value) };
+        return 0;
+}

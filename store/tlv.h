@@ -41,3 +41,22 @@ int lb_tlv_u32(const uint8_t *v, uint32_t n, uint32_t *ret) _warn_unused_;
 int lb_tlv_u64(const uint8_t *v, uint32_t n, uint64_t *ret) _warn_unused_;
 /* Copies a string value; refuses embedded NUL bytes and lengths > max. */
 int lb_tlv_str(const uint8_t *v, uint32_t n, size_t max, char **ret) _warn_unused_;
+
+/* A metadata pair: the META records of trees, snapshots and events. */
+typedef struct LbMeta {
+        char *key;
+        char *value;
+} LbMeta;
+
+/* Frees the pairs and the array; NULL ok. */
+void lb_meta_free(LbMeta *m, size_t n);
+/* The value of key, or NULL; borrowed from m. */
+const char *lb_meta_get(const LbMeta *m, size_t n, const char *key);
+/* A META record: value = key_len u16 || key || value. scratch is a buffer
+ * the caller reuses between records. -EINVAL for a key over 65535 bytes. */
+int lb_tlv_put_meta(LbBuf *b, LbBuf *scratch, uint16_t tag, const LbMeta *m) _warn_unused_;
+/* Decodes a META record's value and appends the pair to *m (*n pairs):
+ * -EBADMSG when malformed, when key or value is longer than max_len, or
+ * when *n is already max_count. */
+int lb_tlv_meta_append(const uint8_t *v, uint32_t n, size_t max_len, size_t max_count, LbMeta **m,
+                       size_t *count) _warn_unused_;

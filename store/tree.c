@@ -37,11 +37,7 @@ void lb_node_clear(LbNode *n) {
         free(n->group);
         free(n->link);
         free(n->content);
-        for (size_t i = 0; n->meta && i < n->n_meta; i++) {
-                free(n->meta[i].key);
-                free(n->meta[i].value);
-        }
-        free(n->meta);
+        lb_meta_free(n->meta, n->n_meta);
         *n = (LbNode) {};
 }
 
@@ -195,23 +191,6 @@ static int node_check(const LbNode *n) {
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static int put_meta(LbBuf *b, LbBuf *scratch, uint16_t tag, const LbMeta *m) {
-        size_t kl = strlen(m->key);
-        if (kl > UINT16_MAX)
-                return -EINVAL;
-        uint8_t h[2];
-        lb_put_le16(h, (uint16_t) kl);
-        lb_buf_clear(scratch);
-        int r = lb_buf_append(scratch, h, sizeof h);
-        if (r >= 0)
-                r = lb_buf_append(scratch, m->key, kl);
-        if (r >= 0)
-                r = lb_buf_append(scratch, m->value, strlen(m->value));
-        if (r >= 0)
-                r = lb_tlv_put(b, tag, scratch->data, scratch->len);
-        return r;
-}
-
 static int put_content(LbBuf *b, LbBuf *scratch, const LbNode *n) {
         size_t ref_size = n->indirect ? LIST_REF_SIZE : CHUNK_REF_SIZE;
         uint8_t *p;
@@ -260,7 +239,7 @@ static int node_encode(LbBuf *b, LbBuf *scratch, const LbNode *n) {
         if (n->has_xxh3)
                 PUT(lb_tlv_put_u64(b, LB_TREE_TAG_XXH3, n->xxh3));
         for (size_t i = 0; i < n->n_meta; i++)
-                PUT(put_meta(b, scratch, LB_TREE_TAG_META, &n->meta[i]));
+                PUT(lb_tlv_put_meta(b, scratch, LB_TREE_TAG_META, &n->meta[i]));
 #undef PUT
         return 0;
 }
@@ -312,24 +291,6 @@ int lb_tree_encode(const LbTree *t, LbBuf *out) {
 /* ---- decoding ------------------------------------------------------------ */
 
 /* key_len u16 || key || value, both strings without NUL and <= max. */
-static int meta_decode(const uint8_t *v, uint32_t n, size_t max, LbMeta *ret) {
-        if (n < 2)
-                return -EBADMSG;
-        uint16_t kl = lb_get_le16(v);
-        if (kl == 0 || kl > n - 2)
-                return -EBADMSG;
-        _cleanup_free_ char *key = NULL, *value = NULL;
-        int r = lb_tlv_str(v + 2, kl, max, &key);
-        if (r < 0)
-                return r;
-        r = lb_tlv_str(v + 2 + kl, n - 2 - kl, max, &value);
-        if (r < 0)
-                return r;
-        ret->key = LB_TAKE_PTR(key);
-        ret->value = LB_TAKE_PTR(value);
-        return 0;
-}
-
 static int content_decode(const uint8_t *v, uint32_t n, bool indirect, LbNode *node) {
         size_t ref_size = indirect ? LIST_REF_SIZE : CHUNK_REF_SIZE;
         if (n == 0 || n % ref_size != 0)
@@ -379,7 +340,6 @@ static bool tree_tag_known(uint16_t tag) {
 static int node_decode(const uint8_t *p, uint32_t len, LbNode *node) {
         LbReader rd = lb_reader(p, len);
         uint32_t seen = 0;
-        size_t meta_cap = 0;
         int r;
 
         for (;;) {
@@ -461,19 +421,7 @@ static int node_decode(const uint8_t *p, uint32_t len, LbNode *node) {
                                 node->has_xxh3 = true;
                         break;
                 case LB_TREE_TAG_META:
-                        if (node->n_meta >= TREE_META_MAX)
-                                return -EBADMSG;
-                        if (node->n_meta == meta_cap) {
-                                size_t cap = meta_cap ? meta_cap * 2 : 4;
-                                LbMeta *m = reallocarray(node->meta, cap, sizeof *m);
-                                if (!m)
-                                        return -ENOMEM;
-                                node->meta = m;
-                                meta_cap = cap;
-                        }
-                        r = meta_decode(v, n, TREE_STRING_MAX, &node->meta[node->n_meta]);
-                        if (r >= 0)
-                                node->n_meta++;
+                        r = lb_tlv_meta_append(v, n, TREE_STRING_MAX, TREE_META_MAX, &node->meta, &node->n_meta);
                         break;
                 default:
                         /* unreachable: tree_tag_known() */

@@ -13,6 +13,7 @@
  */
 
 #include "store/format.h"
+#include "store/tlv.h"
 #include "store/util.h"
 
 typedef enum LbNodeType {
@@ -51,11 +52,6 @@ typedef struct LbContentRef {
         LbId id;
         uint64_t size;
 } LbContentRef;
-
-typedef struct LbMeta {
-        char *key;
-        char *value;
-} LbMeta;
 
 typedef struct LbNode {
         char *name;              /* NUL-terminated; never contains '/' */

@@ -29,10 +29,7 @@ static int set_error(char **ret_error, int k, const char *fmt, ...) {
 }
 
 static const char *node_meta(const LbNode *n, const char *key) {
-        for (size_t i = 0; i < n->n_meta; i++)
-                if (strcmp(n->meta[i].key, key) == 0)
-                        return n->meta[i].value;
-        return NULL;
+        return lb_meta_get(n->meta, n->n_meta, key);
 }
 
 static bool parse_u64(const char *s, uint64_t *ret) {
