@@ -372,21 +372,13 @@ static int collect_index_file(const char *name, uint64_t size, void *ud) {
 }
 
 static int read_index_file(Prune *p, const LbId *id, LbIndexPack **ret, size_t *ret_n) {
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(id, hex);
-        _cleanup_buf_ LbBuf b = {};
-        int k = p->r->be->get(p->r->be, LB_OBJ_INDEX, hex, 0, SIZE_MAX, &b);
-        if (k == 0) {
-                LbId actual;
-                lb_object_id(b.data, b.len, &actual);
-                if (lb_id_cmp(&actual, id) != 0)
-                        k = -EBADMSG;
-        }
-        if (k == 0)
-                k = lb_indexfile_decode(&p->r->keys, b.data, b.len, ret, ret_n);
-        if (k < 0)
+        int k = lb_repo_read_index_file(p->r, id, ret, ret_n);
+        if (k < 0) {
+                char hex[2 * LB_ID_SIZE + 1];
+                lb_id_hex(id, hex);
                 return fail(p, k, "read index file %s: %s; nothing was deleted: run 'longbox check'", hex,
                             strerror(-k));
+        }
         return 0;
 }
 

@@ -346,22 +346,28 @@ static void name_list_free(struct name_list *l) {
         *l = (struct name_list) {};
 }
 
+int lb_repo_read_index_file(LbRepo *r, const LbId *id, LbIndexPack **ret, size_t *ret_n) {
+        char name[2 * LB_ID_SIZE + 1];
+        lb_id_hex(id, name);
+        _cleanup_buf_ LbBuf b = {};
+        int k = r->be->get(r->be, LB_OBJ_INDEX, name, 0, SIZE_MAX, &b);
+        if (k < 0)
+                return k;
+        LbId actual;
+        lb_object_id(b.data, b.len, &actual);
+        if (lb_id_cmp(&actual, id) != 0)
+                return -EBADMSG;
+        return lb_indexfile_decode(&r->keys, b.data, b.len, ret, ret_n);
+}
+
 static int merge_index_file(LbRepo *r, const char *name) {
         LbId id;
         int k = lb_id_from_hex(name, &id);
         if (k < 0)
                 return k;
-        _cleanup_buf_ LbBuf b = {};
-        k = r->be->get(r->be, LB_OBJ_INDEX, name, 0, SIZE_MAX, &b);
-        if (k < 0)
-                return k;
-        LbId actual;
-        lb_object_id(b.data, b.len, &actual);
-        if (lb_id_cmp(&actual, &id) != 0)
-                return -EBADMSG;
         LbIndexPack *packs;
         size_t n;
-        k = lb_indexfile_decode(&r->keys, b.data, b.len, &packs, &n);
+        k = lb_repo_read_index_file(r, &id, &packs, &n);
         if (k < 0)
                 return k;
         k = lb_index_add(r->index, &id, packs, n);

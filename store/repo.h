@@ -156,6 +156,9 @@ int lb_repo_read_pack_toc(LbRepo *r, const char *name, uint64_t size, LbPackEntr
 /* Stores bytes under the BLAKE2b-256 of themselves (packs, index files,
  * snapshots); *ret_id (may be NULL) gets the name. */
 int lb_repo_put_object(LbRepo *r, LbObjType t, const void *p, size_t n, LbId *ret_id) _warn_unused_;
+/* Reads index/<id>: its name checked against its hash (-EBADMSG), then
+ * decoded (lb_indexfile_decode). */
+int lb_repo_read_index_file(LbRepo *r, const LbId *id, LbIndexPack **ret, size_t *ret_n) _warn_unused_;
 /* Seals an index file describing packs and stores it; *ret_id gets its name. */
 int lb_repo_write_index_file(LbRepo *r, const LbIndexPack *packs, size_t n, LbId *ret_id) _warn_unused_;
 
