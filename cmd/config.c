@@ -26,9 +26,7 @@ static void diag_add(CliDiag *d, const char *fmt, ...) __attribute__((format(pri
 static void diag_add(CliDiag *d, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *m = NULL;
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         if (!m)
                 return;

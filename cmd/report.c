@@ -99,9 +99,7 @@ void cli_report_meta(const char *key, const char *fmt, ...) {
                 return;
         va_list ap;
         va_start(ap, fmt);
-        char *v = NULL;
-        if (vasprintf(&v, fmt, ap) < 0)
-                v = NULL;
+        char *v = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         char *k = strdup(key);
         if (!v || !k) {

@@ -37,13 +37,11 @@ static void report(Check *c, const char *fmt, ...) {
         if (!c->o->report)
                 return;
         va_list ap;
-        char *m = NULL;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) >= 0) {
-                c->o->report(c->o->userdata, m);
-                free(m);
-        }
+        _cleanup_free_ char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
+        if (m)
+                c->o->report(c->o->userdata, m);
 }
 
 static void info(Check *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -51,13 +49,11 @@ static void info(Check *c, const char *fmt, ...) {
         if (!c->o->info)
                 return;
         va_list ap;
-        char *m = NULL;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) >= 0) {
-                c->o->info(c->o->userdata, m);
-                free(m);
-        }
+        _cleanup_free_ char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
+        if (m)
+                c->o->info(c->o->userdata, m);
 }
 
 static PackState *pack_find(Check *c, const LbId *id) {

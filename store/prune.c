@@ -85,10 +85,10 @@ static void info(Prune *p, const char *fmt, ...) {
                 return;
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *m = NULL;
-        if (vasprintf(&m, fmt, ap) >= 0)
-                p->o->info(p->o->userdata, m);
+        _cleanup_free_ char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
+        if (m)
+                p->o->info(p->o->userdata, m);
 }
 
 /* Records the first error message; returns err. */
@@ -97,8 +97,7 @@ static int fail(Prune *p, int err, const char *fmt, ...) {
         if (!p->error) {
                 va_list ap;
                 va_start(ap, fmt);
-                if (vasprintf(&p->error, fmt, ap) < 0)
-                        p->error = NULL;
+                p->error = lb_strdup_vprintf(fmt, ap);
                 va_end(ap);
         }
         return err;

@@ -301,13 +301,17 @@ char *lb_path_join(const char *a, const char *b) {
         return lb_strdup_printf("%s/%s", a, b);
 }
 
+char *lb_strdup_vprintf(const char *fmt, va_list ap) {
+        char *s = NULL;
+        return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 char *lb_strdup_printf(const char *fmt, ...) {
         va_list ap;
-        char *s = NULL;
         va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
+        char *s = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
-        return r < 0 ? NULL : s;
+        return s;
 }
 
 int64_t lb_now_ns(void) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdarg.h>
+
 /*
  * Small helpers shared by every module: cleanup attributes, little-endian
  * load/store, a growable byte buffer, full reads and writes, hex.
@@ -142,6 +144,8 @@ static inline void *lb_bsearch(const void *key, const void *base, size_t n, size
 /* Formats a path; returns NULL on allocation failure. */
 char *lb_path_join(const char *a, const char *b);
 char *lb_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with a va_list; NULL on allocation failure. */
+char *lb_strdup_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* The local time zone's offset from UTC (seconds east) at time_ns. */
 int32_t lb_local_tz_offset(int64_t time_ns);

@@ -103,9 +103,7 @@ static void fs_log(LbFs *fs, const char *fmt, ...) __attribute__((format(printf,
 static void fs_log(LbFs *fs, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *m = NULL;
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         if (m && fs->o.log)
                 fs->o.log(m);

@@ -113,20 +113,13 @@ static char *tidy(const char *m) {
         return s;
 }
 
-static char *vformat(const char *fmt, va_list ap) {
-        char *s = NULL;
-        if (vasprintf(&s, fmt, ap) < 0)
-                return NULL;
-        return s;
-}
-
 /* Records the first failure (later ones are consequences) and tells every
  * thread to stop. Returns err. */
 static int fail(Ctx *x, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(Ctx *x, int err, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *m = vformat(fmt, ap);
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         pthread_mutex_lock(&x->lock);
         if (x->error == 0) {
@@ -170,7 +163,7 @@ static int fail_pg(Ctx *x, int err, const char *msg, const char *what_fmt, ...) 
 static int fail_pg(Ctx *x, int err, const char *msg, const char *what_fmt, ...) {
         va_list ap;
         va_start(ap, what_fmt);
-        _cleanup_free_ char *what = vformat(what_fmt, ap);
+        _cleanup_free_ char *what = lb_strdup_vprintf(what_fmt, ap);
         va_end(ap);
         _cleanup_free_ char *t = tidy(msg);
         const char *hint = "";
@@ -195,7 +188,7 @@ static void warn(Ctx *x, const char *fmt, ...) {
                 return;
         va_list ap;
         va_start(ap, fmt);
-        _cleanup_free_ char *m = vformat(fmt, ap);
+        _cleanup_free_ char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         pthread_mutex_lock(&x->cb_lock);
         x->o->warn(x->o->userdata, m ? m : "out of memory");

@@ -18,9 +18,7 @@ static int set_error(char **ret_error, int k, const char *fmt, ...) {
         if (ret_error) {
                 va_list ap;
                 va_start(ap, fmt);
-                char *m = NULL;
-                if (vasprintf(&m, fmt, ap) < 0)
-                        m = NULL;
+                char *m = lb_strdup_vprintf(fmt, ap);
                 va_end(ap);
                 free(*ret_error);
                 *ret_error = m;

@@ -82,9 +82,7 @@ static int set_error(char **ret_error, int k, const char *fmt, ...) {
         if (ret_error && !*ret_error) {
                 va_list ap;
                 va_start(ap, fmt);
-                char *m = NULL;
-                if (vasprintf(&m, fmt, ap) < 0)
-                        m = NULL;
+                char *m = lb_strdup_vprintf(fmt, ap);
                 va_end(ap);
                 *ret_error = m;
         }
@@ -121,10 +119,9 @@ static int add_text(Plan *p, const char *fmt, ...) __attribute__((format(printf,
 static int add_text(Plan *p, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *m = NULL;
-        int n = vasprintf(&m, fmt, ap);
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
-        if (n < 0)
+        if (!m)
                 return -ENOMEM;
         if (p->n_texts == p->cap_texts) {
                 size_t nc = p->cap_texts ? p->cap_texts * 2 : 64;
@@ -137,7 +134,7 @@ static int add_text(Plan *p, const char *fmt, ...) {
                 p->cap_texts = nc;
         }
         p->texts[p->n_texts++] = m;
-        return add_borrowed(p, m, (size_t) n);
+        return add_borrowed(p, m, strlen(m));
 }
 
 /* A name for a "--" comment line: newlines would end the comment. */

@@ -70,9 +70,7 @@ static int fail(Restore *R, int k, const char *fmt, ...) {
                 return k;
         va_list ap;
         va_start(ap, fmt);
-        char *m = NULL;
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         pthread_mutex_lock(&R->lock);
         if (!*R->err) {
@@ -88,9 +86,7 @@ static void warn(Restore *R, const char *fmt, ...) __attribute__((format(printf,
 static void warn(Restore *R, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        char *m = NULL;
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = lb_strdup_vprintf(fmt, ap);
         va_end(ap);
         pthread_mutex_lock(&R->lock);
         R->res.warnings++;
