@@ -39,16 +39,6 @@ static char *strndup_checked(const char *p, size_t n) {
         return s;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* %-decodes p[0..n) into a new string; -EINVAL on bad escapes or a NUL. */
 static int pct_decode(const char *p, size_t n, char **ret) {
         char *s = malloc(n + 1), *o = s;
@@ -59,7 +49,7 @@ static int pct_decode(const char *p, size_t n, char **ret) {
                         *o++ = p[i];
                         continue;
                 }
-                int h = i + 2 < n ? hexval(p[i + 1]) : -1, l = i + 2 < n ? hexval(p[i + 2]) : -1;
+                int h = i + 2 < n ? lb_hex_digit(p[i + 1]) : -1, l = i + 2 < n ? lb_hex_digit(p[i + 2]) : -1;
                 if (h < 0 || l < 0 || (h == 0 && l == 0)) {
                         free(s);
                         return -EINVAL;
@@ -79,7 +69,7 @@ static bool host_ok(const char *p, size_t n) {
                 if (n < 3 || p[n - 1] != ']')
                         return false;
                 for (size_t i = 1; i + 1 < n; i++)
-                        if (!(hexval(p[i]) >= 0 || p[i] == ':' || p[i] == '.'))
+                        if (!(lb_hex_digit(p[i]) >= 0 || p[i] == ':' || p[i] == '.'))
                                 return false;
                 return true;
         }
@@ -288,8 +278,8 @@ static int parse_webdav(const char *s, LbLocation *l) {
         /* Every escape must decode to something other than NUL, '/' or a control. */
         for (size_t i = 0; i < plen; i++)
                 if (path[i] == '%') {
-                        int h = i + 2 < plen ? hexval(path[i + 1]) : -1;
-                        int lo = i + 2 < plen ? hexval(path[i + 2]) : -1;
+                        int h = i + 2 < plen ? lb_hex_digit(path[i + 1]) : -1;
+                        int lo = i + 2 < plen ? lb_hex_digit(path[i + 2]) : -1;
                         if (h < 0 || lo < 0 || (h << 4 | lo) < 0x20 || (h << 4 | lo) == '/' || (h << 4 | lo) == 0x7f)
                                 return -EINVAL;
                 }

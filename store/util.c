@@ -268,7 +268,7 @@ void lb_hex_encode(const uint8_t *in, size_t n, char *out) {
         out[2 * n] = 0;
 }
 
-static int unhex(char c) {
+int lb_hex_digit(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';
         if (c >= 'a' && c <= 'f')
@@ -280,7 +280,7 @@ static int unhex(char c) {
 
 bool lb_is_hex(const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
-                if (unhex(s[i]) < 0)
+                if (lb_hex_digit(s[i]) < 0)
                         return false;
         return s[n] == 0;
 }
@@ -289,7 +289,7 @@ int lb_hex_decode(const char *in, uint8_t *out, size_t n) {
         if (strlen(in) != 2 * n)
                 return -EINVAL;
         for (size_t i = 0; i < n; i++) {
-                int hi = unhex(in[2 * i]), lo = unhex(in[2 * i + 1]);
+                int hi = lb_hex_digit(in[2 * i]), lo = lb_hex_digit(in[2 * i + 1]);
                 if (hi < 0 || lo < 0)
                         return -EINVAL;
                 out[i] = (uint8_t) (hi << 4 | lo);

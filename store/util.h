@@ -127,6 +127,8 @@ int lb_fsync_dir(const char *dir) _warn_unused_;
 int lb_mkdir_p(const char *path, int mode) _warn_unused_;
 
 void lb_hex_encode(const uint8_t *in, size_t n, char *out /* 2n+1 */);
+/* The value of a hex digit (either case), or -1. */
+int lb_hex_digit(char c);
 int lb_hex_decode(const char *in, uint8_t *out, size_t n) _warn_unused_; /* exactly 2n hex chars */
 bool lb_is_hex(const char *s, size_t n);
 

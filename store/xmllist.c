@@ -195,16 +195,6 @@ int lb_s3_parse_error(const void *p, size_t n, char *code, size_t size) {
         return k;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* The path of an href ("/a/b%20c/" or "http://host/a/b/"), %-decoded in
  * place, without trailing '/'. -EBADMSG on bad escapes or NUL/'/' escapes. */
 static int href_path(char *s, char **ret_path) {
@@ -220,7 +210,7 @@ static int href_path(char *s, char **ret_path) {
                         *o++ = *p;
                         continue;
                 }
-                int h = hexval(p[1]), l = h >= 0 ? hexval(p[2]) : -1;
+                int h = lb_hex_digit(p[1]), l = h >= 0 ? lb_hex_digit(p[2]) : -1;
                 if (h < 0 || l < 0)
                         return -EBADMSG;
                 char c = (char) (h << 4 | l);
