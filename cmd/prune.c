@@ -44,10 +44,6 @@ static void prune_progress(void *userdata, uint64_t bytes_done, uint64_t bytes_t
         cli_progress_update(userdata, bytes_done, pack);
 }
 
-static void seconds(int64_t ns, char out[32]) {
-        snprintf(out, 32, "%.1f s", (double) ns / 1e9);
-}
-
 static void print_result(const LbPruneResult *res, bool dry_run) {
         if (cli.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
@@ -79,8 +75,8 @@ static void print_result(const LbPruneResult *res, bool dry_run) {
         cli_format_bytes(res->bytes, total);
         cli_format_bytes(res->bytes_deleted, del);
         cli_format_bytes(res->bytes_written, wr);
-        seconds(res->total_ns, t);
-        seconds(res->exclusive_ns, tx);
+        cli_format_duration((double) res->total_ns / 1e9, t);
+        cli_format_duration((double) res->exclusive_ns / 1e9, tx);
         cli_info("%" PRIu64 " snapshot%s use %" PRIu64 " of %" PRIu64 " blobs in %" PRIu64 " pack%s (%s)\n",
                  res->snapshots, res->snapshots == 1 ? "" : "s", res->blobs_live, res->blobs, res->packs,
                  res->packs == 1 ? "" : "s", total);

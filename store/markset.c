@@ -152,10 +152,6 @@ int lb_markset_put(LbMarkSet *m, const LbId *id, uint32_t value) {
         return 0;
 }
 
-uint64_t lb_markset_count(const LbMarkSet *m) {
-        return m->count;
-}
-
 int lb_markset_foreach(LbMarkSet *m, LbMarkFn fn, void *userdata) {
         for (uint64_t i = 0; i < m->slots; i++) {
                 const uint8_t *s = m->map + i * SLOT_SIZE;

@@ -23,7 +23,6 @@ LbMarkSet *lb_markset_free(LbMarkSet *m);   /* NULL ok */
 int lb_markset_get(LbMarkSet *m, const LbId *id, uint32_t *ret_value) _warn_unused_;
 /* Sets id's value (non-zero: 0 marks empty slots); -EINVAL for 0. */
 int lb_markset_put(LbMarkSet *m, const LbId *id, uint32_t value) _warn_unused_;
-uint64_t lb_markset_count(const LbMarkSet *m);
 typedef int (*LbMarkFn)(const LbId *id, uint32_t value, void *userdata);
 /* In no particular order; fn must not modify the set. */
 int lb_markset_foreach(LbMarkSet *m, LbMarkFn fn, void *userdata) _warn_unused_;

@@ -277,23 +277,42 @@ static int mark_tree(Prune *p, const LbId *snap, const LbId *tree) {
         return k;
 }
 
-/* Snapshot names, so a file that does not load stops prune rather than
- * letting it delete that snapshot's data. */
-struct snap_names {
-        LbId *v;
-        size_t n;
-};
+/* What a namespace of the backend lists, as ids (names that are not ids
+ * are not objects of ours) with sizes, sorted by id. */
+typedef struct Listed {
+        LbId id;
+        uint64_t size;
+} Listed;
 
-static int collect_snapshot(const char *name, uint64_t size, void *ud) {
-        struct snap_names *s = ud;
+typedef struct ListedIds {
+        Listed *v;
+        size_t n;
+} ListedIds;
+
+static int collect_id(const char *name, uint64_t size, void *ud) {
+        ListedIds *l = ud;
         LbId id;
         if (strlen(name) != 2 * LB_ID_SIZE || lb_id_from_hex(name, &id) < 0)
                 return 0;
-        LbId *v = realloc(s->v, (s->n + 1) * sizeof *v);
+        Listed *v = realloc(l->v, (l->n + 1) * sizeof *v);
         if (!v)
                 return -ENOMEM;
-        s->v = v;
-        s->v[s->n++] = id;
+        l->v = v;
+        l->v[l->n++] = (Listed) { .id = id, .size = size };
+        return 0;
+}
+
+static int id_cmp(const void *a, const void *b);
+
+static int list_ids(Prune *p, LbObjType t, ListedIds *ret) {
+        ListedIds l = {};
+        int k = p->r->be->list(p->r->be, t, collect_id, &l);
+        if (k < 0) {
+                free(l.v);
+                return fail(p, k, "list %s: %s", lb_obj_type_dir(t), strerror(-k));
+        }
+        lb_qsort(l.v, l.n, sizeof *l.v, id_cmp);
+        *ret = l;
         return 0;
 }
 
@@ -303,41 +322,47 @@ static int id_cmp(const void *a, const void *b) {
 
 /* Marks every snapshot; in phase 2 only those phase 1 did not see. */
 static int mark_snapshots(Prune *p) {
-        struct snap_names names = {};
-        int k = p->r->be->list(p->r->be, LB_OBJ_SNAPSHOT, collect_snapshot, &names);
-        if (k < 0) {
-                free(names.v);
-                return fail(p, k, "list snapshots: %s", strerror(-k));
-        }
-        lb_qsort(names.v, names.n, sizeof *names.v, id_cmp);
+        /* Every snapshot file, so one that does not load stops prune
+         * rather than letting it delete that snapshot's data. */
+        ListedIds listed;
+        int k = list_ids(p, LB_OBJ_SNAPSHOT, &listed);
+        if (k < 0)
+                return k;
+        LbId *ids = calloc(listed.n + 1, sizeof *ids);
+        size_t n_ids = 0;
+        for (size_t i = 0; ids && i < listed.n; i++)
+                ids[n_ids++] = listed.v[i].id;
+        free(listed.v);
+        if (!ids)
+                return -ENOMEM;
         if (p->o->dry_run && p->o->n_ignore_snapshots > 0) {
                 size_t m = 0;
-                for (size_t i = 0; i < names.n; i++) {
+                for (size_t i = 0; i < n_ids; i++) {
                         bool ignored = false;
                         for (size_t j = 0; j < p->o->n_ignore_snapshots; j++)
-                                ignored |= lb_id_cmp(&names.v[i], &p->o->ignore_snapshots[j]) == 0;
+                                ignored |= lb_id_cmp(&ids[i], &p->o->ignore_snapshots[j]) == 0;
                         if (!ignored)
-                                names.v[m++] = names.v[i];
+                                ids[m++] = ids[i];
                 }
-                names.n = m;
+                n_ids = m;
         }
         size_t todo = 0;
-        for (size_t i = 0; i < names.n; i++)
-                if (!lb_bsearch(&names.v[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
+        for (size_t i = 0; i < n_ids; i++)
+                if (!lb_bsearch(&ids[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
                         todo++;
         info(p, "marking the blobs of %zu snapshot%s", todo, todo == 1 ? "" : "s");
-        for (size_t i = 0; i < names.n && k >= 0; i++) {
-                if (lb_bsearch(&names.v[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
+        for (size_t i = 0; i < n_ids && k >= 0; i++) {
+                if (lb_bsearch(&ids[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
                         continue;
                 LbSnapshot *s = NULL;
-                k = lb_repo_snapshot_load(p->r, &names.v[i], &s);
+                k = lb_repo_snapshot_load(p->r, &ids[i], &s);
                 if (k == -ENOENT) {
                         k = 0; /* forgotten meanwhile */
                         continue;
                 }
                 if (k < 0) {
                         char h[2 * LB_ID_SIZE + 1];
-                        lb_id_hex(&names.v[i], h);
+                        lb_id_hex(&ids[i], h);
                         k = fail(p, k, "snapshot file %s cannot be read (%s); nothing was deleted: run 'longbox "
                                  "check', and 'longbox forget %.8s' if it is beyond repair", h, strerror(-k), h);
                         break;
@@ -348,27 +373,14 @@ static int mark_snapshots(Prune *p) {
         }
         if (k >= 0) {
                 free(p->snaps);
-                p->snaps = LB_TAKE_PTR(names.v);
-                p->n_snaps = names.n;
+                p->snaps = LB_TAKE_PTR(ids);
+                p->n_snaps = n_ids;
         }
-        free(names.v);
+        free(ids);
         return k < 0 ? k : 0;
 }
 
 /* ---- accounting ---- */
-
-static int collect_index_file(const char *name, uint64_t size, void *ud) {
-        Prune *p = ud;
-        LbId id;
-        if (strlen(name) != 2 * LB_ID_SIZE || lb_id_from_hex(name, &id) < 0)
-                return 0;
-        IndexFileInfo *v = realloc(p->files, (p->n_files + 1) * sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        p->files = v;
-        p->files[p->n_files++] = (IndexFileInfo) { .id = id };
-        return 0;
-}
 
 static int read_index_file(Prune *p, const LbId *id, LbIndexPack **ret, size_t *ret_n) {
         int k = lb_repo_read_index_file(p->r, id, ret, ret_n);
@@ -419,10 +431,16 @@ static int account_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
 }
 
 static int account(Prune *p) {
-        int k = p->r->be->list(p->r->be, LB_OBJ_INDEX, collect_index_file, p);
+        ListedIds listed;
+        int k = list_ids(p, LB_OBJ_INDEX, &listed);
         if (k < 0)
-                return fail(p, k, "list index files: %s", strerror(-k));
-        lb_qsort(p->files, p->n_files, sizeof *p->files, id_cmp);
+                return k;
+        p->files = calloc(listed.n + 1, sizeof *p->files);
+        for (size_t i = 0; p->files && i < listed.n; i++)
+                p->files[p->n_files++] = (IndexFileInfo) { .id = listed.v[i].id };
+        free(listed.v);
+        if (!p->files)
+                return -ENOMEM;
         info(p, "reading %zu index file%s", p->n_files, p->n_files == 1 ? "" : "s");
         for (size_t f = 0; f < p->n_files; f++) {
                 LbIndexPack *packs;
@@ -472,22 +490,18 @@ static int check_all_owned(Prune *p) {
         return 0;
 }
 
-static int note_backend_pack(const char *name, uint64_t size, void *ud) {
-        Prune *p = ud;
-        LbId id;
-        if (strlen(name) != 2 * LB_ID_SIZE || lb_id_from_hex(name, &id) < 0)
-                return 0;
-        PackInfo *pi = pack_find(p, &id);
-        if (pi)
-                pi->in_backend = true;
-        return 0;
-}
-
 /* Decides each pack's fate from the counts. */
 static int plan(Prune *p) {
-        int k = p->r->be->list(p->r->be, LB_OBJ_PACK, note_backend_pack, p);
+        ListedIds listed;
+        int k = list_ids(p, LB_OBJ_PACK, &listed);
         if (k < 0)
-                return fail(p, k, "list packs: %s", strerror(-k));
+                return k;
+        for (size_t i = 0; i < listed.n; i++) {
+                PackInfo *pi = pack_find(p, &listed.v[i].id);
+                if (pi)
+                        pi->in_backend = true;
+        }
+        free(listed.v);
         for (size_t i = 0; i < p->n_packs; i++) {
                 PackInfo *pi = &p->packs[i];
                 p->res.packs++;
@@ -818,29 +832,6 @@ static int rewrite_index(Prune *p, Rewrite *w) {
         return rewrite_flush(w);
 }
 
-struct leftovers {
-        Prune *p;
-        LbId *v;
-        size_t n;
-};
-
-static int find_leftover(const char *name, uint64_t size, void *ud) {
-        struct leftovers *l = ud;
-        LbId id;
-        if (strlen(name) != 2 * LB_ID_SIZE || lb_id_from_hex(name, &id) < 0)
-                return 0;
-        int k = lb_index_has_pack(l->p->r->index, &id);
-        if (k != 0)
-                return k < 0 ? k : 0;
-        LbId *v = realloc(l->v, (l->n + 1) * sizeof *v);
-        if (!v)
-                return -ENOMEM;
-        l->v = v;
-        l->v[l->n++] = id;
-        l->p->res.bytes_deleted += size;
-        return 0;
-}
-
 static int remove_object(Prune *p, LbObjType t, const LbId *id) {
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(id, hex);
@@ -926,14 +917,18 @@ static int phase2(Prune *p) {
          * its index file: a pack no index file lists is a leftover of a
          * crash, and no snapshot needs it (the mark found every blob they
          * use in an index file). */
-        struct leftovers l = { .p = p };
-        k = r->be->list(r->be, LB_OBJ_PACK, find_leftover, &l);
-        for (size_t i = 0; i < l.n && k >= 0; i++) {
-                k = remove_object(p, LB_OBJ_PACK, &l.v[i]);
+        ListedIds listed;
+        k = list_ids(p, LB_OBJ_PACK, &listed);
+        for (size_t i = 0; i < listed.n && k >= 0; i++) {
+                k = lb_index_has_pack(r->index, &listed.v[i].id);
+                if (k != 0)
+                        continue; /* indexed (1), or an error that ends the loop */
+                k = remove_object(p, LB_OBJ_PACK, &listed.v[i].id);
                 p->res.packs_unindexed++;
+                p->res.bytes_deleted += listed.v[i].size;
                 crash_point("leftover-removed");
         }
-        free(l.v);
+        free(listed.v);
         if (k < 0)
                 return fail(p, k, "remove leftover packs: %s", strerror(-k));
         if (r->be->remove_temporaries) {
