@@ -39,6 +39,11 @@ typedef struct FileBuilder {
  * once per batch (about a MiB) rather than once per chunk. */
 #define BATCH_BYTES (1u << 20)
 #define BATCH_CHUNKS 256
+/* Batch buffers are recycled rather than freed: a fresh MiB from malloc
+ * comes back from the kernel as pages to fault in and zero, which cost the
+ * main thread as much as the copy into them. Enough for the queue's bytes
+ * in flight plus the batch being filled. */
+#define SPARE_BUFFERS (QUEUE_BYTES / BATCH_BYTES + 2)
 
 typedef struct Job {
         uint8_t *data;        /* the chunks back to back; NULL for a hole (all zero chunks) */
@@ -69,6 +74,8 @@ typedef struct Archiver {
         int error;                        /* first fatal error */
 
         Job batch;                        /* being filled by the main thread */
+        uint8_t *spare[SPARE_BUFFERS];    /* batch buffers to reuse (main thread only) */
+        unsigned n_spare;
         uint8_t *buf;                     /* read buffer */
         size_t buf_size;                  /* >= 2 * chunk_max */
         uint8_t *zero;                    /* chunk_max zero bytes, shared by hole jobs */
@@ -100,6 +107,18 @@ static int process(Archiver *a, Job *j) {
         return 0;
 }
 
+/* Takes the next unstarted job and does it. Called with a->lock held,
+ * which is dropped while the job runs. */
+static void work_one_locked(Archiver *a) {
+        Job *j = &a->ring[a->next_work++ % QUEUE_JOBS];
+        pthread_mutex_unlock(&a->lock);
+        int k = process(a, j);
+        pthread_mutex_lock(&a->lock);
+        j->error = k;
+        j->done = true;
+        pthread_cond_broadcast(&a->done_cond);
+}
+
 static void *worker_main(void *userdata) {
         Archiver *a = userdata;
         pthread_mutex_lock(&a->lock);
@@ -108,13 +127,7 @@ static void *worker_main(void *userdata) {
                         pthread_cond_wait(&a->work_cond, &a->lock);
                 if (a->next_work == a->tail && a->stop)
                         break;
-                Job *j = &a->ring[a->next_work++ % QUEUE_JOBS];
-                pthread_mutex_unlock(&a->lock);
-                int k = process(a, j);
-                pthread_mutex_lock(&a->lock);
-                j->error = k;
-                j->done = true;
-                pthread_cond_broadcast(&a->done_cond);
+                work_one_locked(a);
         }
         pthread_mutex_unlock(&a->lock);
         return NULL;
@@ -133,12 +146,32 @@ static int fb_append(FileBuilder *fb, const LbId *id, uint64_t size) {
         return 0;
 }
 
+/* Keeps a finished batch buffer for the next batch, or frees it. */
+static void buffer_release(Archiver *a, uint8_t *data) {
+        if (data && a->n_spare < SPARE_BUFFERS)
+                a->spare[a->n_spare++] = data;
+        else
+                free(data);
+}
+
+static uint8_t *buffer_get(Archiver *a) {
+        if (a->n_spare > 0)
+                return a->spare[--a->n_spare];
+        return malloc(LB_MAX((size_t) BATCH_BYTES, (size_t) a->repo->cfg.chunker.max));
+}
+
 /* Pops the oldest job once it is done and appends its chunk refs to its
- * file. Called with a->lock held. */
+ * file. Called with a->lock held. While the oldest job is not done, the
+ * main thread does queued jobs itself rather than sleep: it then never
+ * competes with a worker for a core, and no core idles while jobs wait. */
 static void pop_locked(Archiver *a) {
         Job *j = &a->ring[a->head % QUEUE_JOBS];
-        while (!j->done)
-                pthread_cond_wait(&a->done_cond, &a->lock);
+        while (!j->done) {
+                if (a->next_work < a->tail)
+                        work_one_locked(a);
+                else
+                        pthread_cond_wait(&a->done_cond, &a->lock);
+        }
         int k = j->error;
         for (uint32_t i = 0; k == 0 && i < j->n; i++)
                 k = fb_append(j->fb, &j->ids[i], j->lens[i]);
@@ -146,7 +179,7 @@ static void pop_locked(Archiver *a) {
                 j->fb->error = k;
         if (k < 0 && a->error == 0)
                 a->error = k;
-        free(j->data);
+        buffer_release(a, j->data);
         a->inflight_bytes -= j->len;
         j->data = NULL;
         j->n = 0;
@@ -178,7 +211,7 @@ static int submit(Archiver *a, const Job *job) {
         }
         pthread_mutex_unlock(&a->lock);
         if (k < 0)
-                free(job->data);
+                buffer_release(a, job->data);
         return k;
 }
 
@@ -205,7 +238,7 @@ static int batch_add(Archiver *a, FileBuilder *fb, const uint8_t *p, size_t len)
         if (!b->data) {
                 /* A batch is flushed before it would pass BATCH_BYTES, so it
                  * holds at most that, or one chunk of chunk_max. */
-                b->data = malloc(LB_MAX((size_t) BATCH_BYTES, (size_t) a->repo->cfg.chunker.max));
+                b->data = buffer_get(a);
                 if (!b->data)
                         return -ENOMEM;
         }
@@ -231,8 +264,10 @@ static int pool_start(Archiver *a) {
         a->ring = calloc(QUEUE_JOBS, sizeof *a->ring);
         if (!a->ring)
                 return -ENOMEM;
+        /* One core is the main thread's: it reads and cuts chunks, and
+         * does jobs itself while the queue is full (pop_locked). */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        a->n_threads = (unsigned) LB_MAX(1, LB_MIN(n, 8));
+        a->n_threads = (unsigned) LB_MAX(1, LB_MIN(n - 1, 8));
         a->threads = calloc(a->n_threads, sizeof *a->threads);
         if (!a->threads)
                 return -ENOMEM;
@@ -260,6 +295,8 @@ static void pool_stop(Archiver *a) {
         a->n_threads = 0;
         free(a->batch.data);
         a->batch.data = NULL;
+        while (a->n_spare > 0)
+                free(a->spare[--a->n_spare]);
         free(a->ring);
         a->ring = NULL;
 }
