@@ -585,20 +585,24 @@ int lb_repo_lookup(LbRepo *r, const LbId *id, LbBlobLoc *ret) {
         return lb_index_lookup(r->index, id, ret);
 }
 
-int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) {
+int lb_repo_read_blob_buf(LbRepo *r, const LbId *id, LbBuf *stored, LbBuf *out) {
         LbBlobLoc l;
         int k = lb_repo_lookup(r, id, &l);
         if (k < 0)
                 return k;
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(&l.pack, hex);
-        _cleanup_buf_ LbBuf stored = {};
-        k = r->be->get(r->be, LB_OBJ_PACK, hex, l.e.offset, l.e.stored_len, &stored);
+        k = r->be->get(r->be, LB_OBJ_PACK, hex, l.e.offset, l.e.stored_len, stored);
         if (k == -ENOENT)
                 return -EBADMSG; /* indexed but gone: the repository is damaged */
         if (k < 0)
                 return k;
-        return lb_blob_decode(&r->keys, &l.e, stored.data, stored.len, out);
+        return lb_blob_decode(&r->keys, &l.e, stored->data, stored->len, out);
+}
+
+int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) {
+        _cleanup_buf_ LbBuf stored = {};
+        return lb_repo_read_blob_buf(r, id, &stored, out);
 }
 
 int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) {

@@ -148,6 +148,9 @@ int lb_repo_lookup(LbRepo *r, const LbId *id, LbBlobLoc *ret) _warn_unused_;
 /* Reads and decodes a blob (verified); out replaced. -ENOENT if not
  * indexed, -EBADMSG if damaged. Thread-safe. */
 int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) _warn_unused_;
+/* The same, with the caller's buffer for the sealed bytes, kept for reuse
+ * across calls. */
+int lb_repo_read_blob_buf(LbRepo *r, const LbId *id, LbBuf *stored, LbBuf *out) _warn_unused_;
 /* Loads a tree blob. */
 int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) _warn_unused_;
 

@@ -209,49 +209,67 @@ static int check_ref(Stream *st, const LbContentRef *ref, uint64_t at) {
         return 0;
 }
 
-/* ---- read-ahead: chunks are fetched and verified by worker threads,
- * up to READAHEAD chunks ahead, and handed to the caller in order. ---- */
+/* ---- read-ahead: worker threads fetch and verify groups of consecutive
+ * chunks, up to SLOTS groups ahead, and the caller takes them in order.
+ * Working a group at a time (not a chunk) keeps the threads from waking
+ * each other for every 8 KiB chunk; the slots' buffers are reused. ---- */
 
-#define READAHEAD 32
+#define GROUP 16
+#define SLOTS 16
 #define READAHEAD_MIN_CHUNKS 4
 
 typedef struct Slot {
-        LbBuf buf;
-        int error;
+        LbBuf bufs[GROUP];
+        size_t n;             /* chunks fetched into bufs */
+        int error;            /* fetching chunk n failed */
         bool done;
 } Slot;
 
 typedef struct Prefetch {
         LbRepo *r;
         const LbContentRef *refs;
-        size_t n;
+        size_t n, n_groups;
         pthread_mutex_t lock;
-        pthread_cond_t cond;
-        size_t next;          /* next index a worker takes */
-        size_t consumed;      /* indexes below this are delivered */
+        pthread_cond_t ready;   /* a slot is done (the caller waits) */
+        pthread_cond_t room;    /* a slot is free, or stop (workers wait) */
+        size_t next;            /* next group a worker takes */
+        size_t consumed;        /* groups below this are delivered */
         bool stop;
-        Slot slots[READAHEAD];
+        Slot slots[SLOTS];
 } Prefetch;
+
+static void fetch_group(Prefetch *p, size_t g, Slot *sl) {
+        size_t first = g * GROUP, count = LB_MIN((size_t) GROUP, p->n - first);
+        LbBuf stored = {};
+        sl->n = 0;
+        sl->error = 0;
+        for (size_t i = 0; i < count; i++) {
+                int k = lb_repo_read_blob_buf(p->r, &p->refs[first + i].id, &stored, &sl->bufs[i]);
+                if (k < 0) {
+                        sl->error = k;
+                        break;
+                }
+                sl->n++;
+        }
+        lb_buf_free(&stored);
+}
 
 static void *prefetch_worker(void *userdata) {
         Prefetch *p = userdata;
         pthread_mutex_lock(&p->lock);
         for (;;) {
-                while (!p->stop && p->next < p->n && p->next >= p->consumed + READAHEAD)
-                        pthread_cond_wait(&p->cond, &p->lock);
-                if (p->stop || p->next >= p->n)
+                while (!p->stop && p->next < p->n_groups && p->next >= p->consumed + SLOTS)
+                        pthread_cond_wait(&p->room, &p->lock);
+                if (p->stop || p->next >= p->n_groups)
                         break;
-                size_t i = p->next++;
-                Slot *sl = &p->slots[i % READAHEAD];
+                size_t g = p->next++;
+                Slot *sl = &p->slots[g % SLOTS];
                 pthread_mutex_unlock(&p->lock);
-                LbBuf b = {};
-                int k = lb_repo_read_blob(p->r, &p->refs[i].id, &b);
+                /* The slot is this worker's until it is marked done. */
+                fetch_group(p, g, sl);
                 pthread_mutex_lock(&p->lock);
-                lb_buf_free(&sl->buf);
-                sl->buf = b;
-                sl->error = k;
                 sl->done = true;
-                pthread_cond_broadcast(&p->cond);
+                pthread_cond_signal(&p->ready);
         }
         pthread_mutex_unlock(&p->lock);
         return NULL;
@@ -281,42 +299,47 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
         Prefetch *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        *p = (Prefetch) { .r = st->r, .refs = refs, .n = n };
+        *p = (Prefetch) { .r = st->r, .refs = refs, .n = n, .n_groups = (n + GROUP - 1) / GROUP };
         pthread_mutex_init(&p->lock, NULL);
-        pthread_cond_init(&p->cond, NULL);
+        pthread_cond_init(&p->ready, NULL);
+        pthread_cond_init(&p->room, NULL);
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         pthread_t threads[4];
         unsigned nt = 0, want = (unsigned) LB_MAX(1, LB_MIN(cpus, 4));
         while (nt < want && pthread_create(&threads[nt], NULL, prefetch_worker, p) == 0)
                 nt++;
         int k = nt > 0 ? 0 : -EAGAIN;
-        for (size_t i = 0; i < n && k == 0; i++) {
-                Slot *sl = &p->slots[i % READAHEAD];
+        for (size_t g = 0; g < p->n_groups && k == 0; g++) {
+                Slot *sl = &p->slots[g % SLOTS];
                 pthread_mutex_lock(&p->lock);
                 while (!sl->done)
-                        pthread_cond_wait(&p->cond, &p->lock);
+                        pthread_cond_wait(&p->ready, &p->lock);
                 pthread_mutex_unlock(&p->lock);
                 /* The slot is ours until consumed moves past it. */
-                k = sl->error;
-                if (k < 0)
-                        fail_on(st, &refs[i].id, false);
-                else
-                        k = deliver(st, &refs[i], &sl->buf);
+                const LbContentRef *gr = &refs[g * GROUP];
+                for (size_t i = 0; i < sl->n && k == 0; i++)
+                        k = deliver(st, &gr[i], &sl->bufs[i]);
+                if (k == 0 && sl->error < 0) {
+                        k = sl->error;
+                        fail_on(st, &gr[sl->n].id, false);
+                }
                 pthread_mutex_lock(&p->lock);
                 sl->done = false;
-                p->consumed = i + 1;
-                pthread_cond_broadcast(&p->cond);
+                p->consumed = g + 1;
+                pthread_cond_signal(&p->room);
                 pthread_mutex_unlock(&p->lock);
         }
         pthread_mutex_lock(&p->lock);
         p->stop = true;
-        pthread_cond_broadcast(&p->cond);
+        pthread_cond_broadcast(&p->room);
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < nt; i++)
                 pthread_join(threads[i], NULL);
-        for (size_t i = 0; i < READAHEAD; i++)
-                lb_buf_free(&p->slots[i].buf);
-        pthread_cond_destroy(&p->cond);
+        for (size_t i = 0; i < SLOTS; i++)
+                for (size_t j = 0; j < GROUP; j++)
+                        lb_buf_free(&p->slots[i].bufs[j]);
+        pthread_cond_destroy(&p->ready);
+        pthread_cond_destroy(&p->room);
         pthread_mutex_destroy(&p->lock);
         free(p);
         return k;
