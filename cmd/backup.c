@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cmd/common.h"
+#include "cmd/config.h"
 #include "cmd/progress.h"
 #include "store/archiver.h"
 #include "store/crypto.h"
@@ -30,8 +31,9 @@ static const char help[] =
         "string or URI; PGPASSFILE, PGSERVICE and PG* variables work as with psql):\n"
         "schema (pg_dump of the server's version), every table's rows over N parallel\n"
         "COPY connections, sequences, large objects, roles and the server's config\n"
-        "files, all from one consistent snapshot, as /DBNAME/... and /config/. Any\n"
-        "failure records no snapshot.\n"
+        "files, all from one consistent snapshot, as /DBNAME/... and /config/; with\n"
+        "a config file, also /config/longbox.conf: that file with its secrets\n"
+        "replaced by <redacted>. Any failure records no snapshot.\n"
         "\n"
         "Options:\n"
         "  --tag TAG                 add a tag to the snapshot (repeatable)\n"
@@ -243,6 +245,7 @@ static void db_progress(void *userdata, const LbPgProgress *pr) {
         uint64_t sum = d->done_bytes;
         for (i = 0; i < DB_SLOTS; i++)
                 sum += d->slot[i].bytes;
+        cli_progress_set_total(d->p, pr->bytes_total);
         cli_progress_set_items(d->p, pr->items_done, pr->items_total, "tables");
         cli_progress_update(d->p, sum, pr->item);
 }
@@ -299,6 +302,24 @@ static int backup_db(LbPgBackupOptions *pg) {
         int code = cli_open_repo(CLI_OPEN_INDEX | CLI_OPEN_LOCK_SHARED, &r);
         if (code)
                 return code;
+        /* longbox's own config file, secrets removed, as /config/longbox.conf:
+         * what a fresh machine needs to be set up again. */
+        const CliConfig *conf = NULL;
+        _cleanup_buf_ LbBuf conf_text = {};
+        LbPgConfigFile conf_file = { .name = "longbox.conf" };
+        if (cli_config_get(&conf) == 0 && conf) {
+                int k = cli_config_redact(conf, &conf_text);
+                if (k < 0)
+                        return cli_fail(k, "copy the config file %s into the snapshot", conf->path);
+                conf_file.data = conf_text.data ? (const void *) conf_text.data : "";
+                conf_file.len = conf_text.len;
+                conf_file.mode = conf->file_mode;
+                conf_file.uid = conf->file_uid;
+                conf_file.gid = conf->file_gid;
+                conf_file.mtime_ns = conf->file_mtime_ns;
+                pg->config_files = &conf_file;
+                pg->n_config_files = 1;
+        }
         DbProgress p = { .p = cli_progress_new("backup") };
         pg->warn = db_warn;
         if (p.p)

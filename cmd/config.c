@@ -66,6 +66,11 @@ CliConfig *cli_config_free(CliConfig *c) {
                 free(c->sql_checks[i]);
         free(c->sql_checks);
         free(c->metrics_file);
+        if (c->text) {
+                explicit_bzero(c->text, c->text_len);
+                free(c->text);
+        }
+        free(c->secret_values);
         free(c);
         return NULL;
 }
@@ -171,8 +176,21 @@ static int parse_uint(const char *v, unsigned long long max, unsigned long long 
         return 0;
 }
 
-/* A conninfo or URI that holds a password. */
-static bool conninfo_has_password(const char *s) {
+/* A conninfo or URI that holds a password: password= (libpq also
+ * percent-decodes a URI's parameter names: "pass%77ord"), or a URL's
+ * user:password@. */
+static bool conninfo_has_password(const char *in) {
+        char s[1024];
+        size_t j = 0;
+        for (size_t i = 0; in[i] && j < sizeof s - 1; i++) {
+                int hi, lo;
+                if (in[i] == '%' && (hi = lb_hex_digit(in[i + 1])) >= 0 && (lo = lb_hex_digit(in[i + 2])) >= 0) {
+                        s[j++] = (char) (hi << 4 | lo);
+                        i += 2;
+                } else
+                        s[j++] = in[i];
+        }
+        s[j] = 0;
         if (strcasestr(s, "password"))
                 return true;
         const char *scheme = strstr(s, "://");
@@ -221,6 +239,13 @@ typedef struct Parse {
         size_t n_seen;
         const char *secret_key; /* first secret found: "password-file in [repository]" */
         char secret_buf[200];
+        /* The physical line inih is parsing: where it starts in text, the
+         * blanks skipped, and the buffer handed to inih (key and value
+         * point into it), for the offsets of secret values. */
+        size_t line_start, line_skip;
+        const char *str;
+        size_t str_size;
+        bool oom;
 } Parse;
 
 static void seen_reset(Parse *p) {
@@ -311,6 +336,8 @@ static char *reader(char *str, int num, void *stream) {
         Parse *p = stream;
         if (p->pos >= p->len)
                 return NULL;
+        p->line_start = p->pos;
+        p->str = NULL;
         const char *start = p->text + p->pos;
         const char *nl = memchr(start, '\n', p->len - p->pos);
         size_t n = nl ? (size_t) (nl - start) : p->len - p->pos;
@@ -376,6 +403,9 @@ static char *reader(char *str, int num, void *stream) {
         }
         /* Give inih "key = value" only (':' is not a separator here). */
         snprintf(str, (size_t) num, "%s\n", line);
+        p->line_skip = skip;
+        p->str = str;
+        p->str_size = (size_t) num;
         return str;
 }
 
@@ -432,6 +462,35 @@ static void set_jobs(Parse *p, const char *key, const char *value, unsigned *fie
                 return;
         }
         *field = (unsigned) n;
+}
+
+/* Whether a value holds a secret inline: by its key (any key named like
+ * a secret, but not the "-file" keys: their values are paths), or, for a
+ * value that is not a path, by its content (a conninfo or URL holding a
+ * password). Errs on the side of a secret. */
+static bool value_is_secret(const char *key, const char *value) {
+        static const char *const words[] = { "password", "passphrase", "passwd", "secret", "token",
+                                             "credential", "webhook", "key", "auth" };
+        size_t n = strlen(key);
+        if (!(n > 5 && strcmp(key + n - 5, "-file") == 0))
+                for (size_t i = 0; i < LB_ARRAY_SIZE(words); i++)
+                        if (strcasestr(key, words[i]))
+                                return true;
+        return value[0] != '/' && conninfo_has_password(value);
+}
+
+/* Remembers where the secret value of the current line starts in the text. */
+static void note_secret_value(Parse *p, const char *value) {
+        size_t off = p->line_start; /* not from inih's buffer (never so): the whole line */
+        if (p->str && value >= p->str && value < p->str + p->str_size)
+                off = p->line_start + p->line_skip + (size_t) (value - p->str);
+        size_t *v = reallocarray(p->c->secret_values, p->c->n_secret_values + 1, sizeof *v);
+        if (!v) {
+                p->oom = true;
+                return;
+        }
+        p->c->secret_values = v;
+        v[p->c->n_secret_values++] = off;
 }
 
 static void unknown_key(Parse *p, const char *key) {
@@ -607,6 +666,10 @@ static int handler(void *user, const char *section, const char *key, const char 
         default:
                 break;
         }
+        if (value_is_secret(key, value)) {
+                note_secret(p, key);
+                note_secret_value(p, value);
+        }
         (void) section;
         return 1;
 }
@@ -637,8 +700,13 @@ int cli_config_parse_text(const char *name, const char *text, size_t len, CliCon
                 return -ENOMEM;
         cli_config_defaults(c);
         c->path = strdup(name);
-        if (!c->path)
+        c->text = malloc(len + 1);
+        if (!c->path || !c->text)
                 return -ENOMEM;
+        memcpy(c->text, text, len);
+        c->text[len] = 0;
+        c->text_len = len;
+        c->file_mode = 0600;
         size_t before = diag->n;
         Parse p = { .c = c, .d = diag, .name = name, .text = text, .len = len };
         /* A UTF-8 byte order mark is allowed. */
@@ -646,7 +714,7 @@ int cli_config_parse_text(const char *name, const char *text, size_t len, CliCon
                 p.pos = 3;
         int k = ini_parse_stream(reader, &p, handler, &p);
         seen_reset(&p);
-        if (k == -2)
+        if (k == -2 || p.oom)
                 return -ENOMEM;
         if (k > 0 && diag->n == before)
                 BAD(&p, "%s:%d: syntax error", name, k);
@@ -710,8 +778,15 @@ int cli_config_parse_file(const char *path, bool check_files, CliConfig **ret, C
         _cleanup_(config_freep) CliConfig *c = NULL;
         size_t before = diag->n;
         k = cli_config_parse_text(path, (const char *) b.data, got, &c, diag);
+        explicit_bzero(b.data, b.len);
         if (k == -ENOMEM)
                 return k;
+        if (c) {
+                c->file_mode = st.st_mode & 07777;
+                c->file_uid = st.st_uid;
+                c->file_gid = st.st_gid;
+                c->file_mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        }
         if (check_files) {
                 /* A config anyone else can change could run any notify command. */
                 if (st.st_mode & (S_IWGRP | S_IWOTH))
@@ -735,4 +810,33 @@ int cli_config_parse_file(const char *path, bool check_files, CliConfig **ret, C
                 return -EINVAL;
         *ret = LB_TAKE_PTR(c);
         return 0;
+}
+
+int cli_config_redact(const CliConfig *c, LbBuf *out) {
+        lb_buf_clear(out);
+        size_t pos = 0;
+        int k = 0;
+        for (size_t i = 0; i < c->n_secret_values && k == 0; i++) {
+                size_t start = c->secret_values[i];
+                if (start < pos || start > c->text_len) {
+                        k = -EINVAL;
+                        break;
+                }
+                const char *nl = memchr(c->text + start, '\n', c->text_len - start);
+                size_t end = nl ? (size_t) (nl - c->text) : c->text_len;
+                if (end > start && c->text[end - 1] == '\r')
+                        end--;
+                k = lb_buf_append(out, c->text + pos, start - pos);
+                if (k == 0)
+                        k = lb_buf_append(out, CLI_CONFIG_REDACTED, strlen(CLI_CONFIG_REDACTED));
+                pos = end;
+        }
+        if (k == 0)
+                k = lb_buf_append(out, c->text + pos, c->text_len - pos);
+        if (k < 0) {
+                if (out->data)
+                        explicit_bzero(out->data, out->len);
+                lb_buf_free(out);
+        }
+        return k;
 }

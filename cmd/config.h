@@ -70,6 +70,17 @@ typedef struct CliConfig {
         char *metrics_file;
         /* whether the file holds a secret or names a secret file */
         bool has_secrets;
+        /* The file's bytes as parsed, and where each value that holds a
+         * secret inline starts (offsets into text, ascending): what
+         * cli_config_redact() replaces. */
+        char *text;
+        size_t text_len;
+        size_t *secret_values;
+        size_t n_secret_values;
+        /* The file's permission bits, owner and mtime (cli_config_parse_file;
+         * 0600 and 0 for text parsed from memory). */
+        uint32_t file_mode, file_uid, file_gid;
+        int64_t file_mtime_ns;
 } CliConfig;
 
 /* Defaults of the values that have one (used without a config file too). */
@@ -98,6 +109,20 @@ int cli_config_parse_file(const char *path, bool check_files, CliConfig **ret, C
 int cli_config_parse_text(const char *name, const char *text, size_t len, CliConfig **ret,
                           CliDiag *diag) _warn_unused_;
 CliConfig *cli_config_free(CliConfig *c);   /* NULL ok; returns NULL */
+
+/* What replaces a secret value in cli_config_redact(). */
+#define CLI_CONFIG_REDACTED "<redacted>"
+/* The config file's text with every value that holds a secret inline
+ * replaced by CLI_CONFIG_REDACTED, from the value's first byte to the end
+ * of its line (an inline comment after a secret goes too): the password,
+ * the webhook URL, any key named like a secret (password, passphrase,
+ * secret, token, credential, key, auth; not the "-file" keys, whose
+ * values are paths), and a value that is not a path but holds a password
+ * (a conninfo with password=, a URL with user:password@). The parser
+ * itself marks them, line by line; everything else (comments, blank
+ * lines, layout, line endings, the paths of secret files) is kept byte
+ * for byte. out is replaced. */
+int cli_config_redact(const CliConfig *c, LbBuf *out) _warn_unused_;
 void cli_config_defaults(CliConfig *c);
 
 /* "26h", "90d", "1d12h", "30m" (minutes), "45s", "2w": units s, m, h, d,

@@ -39,8 +39,10 @@ static void prune_info(void *userdata, const char *message) {
         }
 }
 
-static void prune_progress(void *userdata, uint64_t bytes_done, uint64_t bytes_total, const char *pack) {
+static void prune_progress(void *userdata, uint64_t bytes_done, uint64_t bytes_total, uint64_t packs_done,
+                           uint64_t packs_total, const char *pack) {
         cli_progress_set_total(userdata, bytes_total);
+        cli_progress_set_items(userdata, packs_done, packs_total, "packs");
         cli_progress_update(userdata, bytes_done, pack);
 }
 
@@ -48,6 +50,7 @@ static void print_result(const LbPruneResult *res, bool dry_run) {
         if (cli.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
 #define U(name) json_object_object_add(o, #name, json_object_new_uint64(res->name))
+                json_object_object_add(o, "message_type", json_object_new_string("summary"));
                 json_object_object_add(o, "dry_run", json_object_new_boolean(dry_run));
                 U(snapshots);
                 U(blobs);

@@ -3,11 +3,13 @@
  * longbox status: a monitoring check (Nagios/Icinga plugin conventions)
  * over the snapshots and the events of the repository.
  */
+#include <ctype.h>
 #include <inttypes.h>
 
 #include "cmd/common.h"
 #include "cmd/config.h"
 #include "store/event.h"
+#include "store/pg/dump.h"
 
 static const char help[] =
         "Usage: longbox status [--max-age AGE] [--json]\n"
@@ -19,6 +21,9 @@ static const char help[] =
         "\n"
         "  snapshot   CRITICAL when the newest snapshot is older than --max-age\n"
         "             (default 26h, config [status] max-age) or there is none\n"
+        "  database   with [database NAME] sections in the config, the same for\n"
+        "             each database: CRITICAL when its newest snapshot is older\n"
+        "             than --max-age or it has none; the line names the database\n"
         "  last run   CRITICAL when the last run (or backup) failed, WARNING when\n"
         "             it finished with unreadable inputs\n"
         "  off-site   WARNING when the last successful sync is older than [remote]\n"
@@ -49,12 +54,18 @@ enum {
 static const char *const st_names[] = { "OK", "WARNING", "CRITICAL", "UNKNOWN" };
 
 typedef struct Item {
-        const char *name;        /* "snapshot", "last_run", "offsite", "check", "drill" */
+        const char *name;        /* "snapshot", "last_run", "offsite", "check", "drill"; a database's label */
         int status;
         bool has_age;
         int64_t age_ns;
         int64_t limit_ns;        /* 0: none */
         char text[512];
+        /* A configured database: the name its snapshots record
+         * (pg.database) and its newest snapshot. */
+        bool is_db;
+        char *dbname;
+        bool has_snapshot;
+        LbId snapshot;
 } Item;
 
 static void age_item(Item *it, const char *what, int64_t now, const LbEvent *ok_ev, const LbEvent *last_ev,
@@ -88,14 +99,98 @@ static void age_item(Item *it, const char *what, int64_t now, const LbEvent *ok_
                 snprintf(it->text, sizeof it->text, "%s %s ago", what, age);
 }
 
-static void perf(FILE *f, const Item *it) {
-        if (!it->has_age)
+/* A perfdata label by the monitoring plugin rules: as it is when made of
+ * letters, digits, '_', '.' and '-'; else in single quotes, a quote
+ * doubled, and '=' (never allowed), '|' and control characters as '_'. */
+static void perf_label(FILE *f, const char *prefix, const char *name) {
+        bool plain = true;
+        for (const char *c = name; *c; c++)
+                if (!isalnum((unsigned char) *c) && *c != '_' && *c != '.' && *c != '-')
+                        plain = false;
+        if (plain) {
+                fprintf(f, "%s%s", prefix, name);
                 return;
-        if (it->limit_ns)
-                fprintf(f, " %s_age=%llds;%lld;", it->name, (long long) (it->age_ns / 1000000000),
+        }
+        fprintf(f, "'%s", prefix);
+        for (const char *c = name; *c; c++) {
+                if (*c == '\'')
+                        fputs("''", f);
+                else
+                        fputc(*c == '=' || *c == '|' || (unsigned char) *c < 0x20 || *c == 0x7f ? '_' : *c, f);
+        }
+        fputc('\'', f);
+}
+
+static void perf(FILE *f, const Item *it) {
+        if (!it->has_age && !it->is_db)
+                return;
+        fputc(' ', f);
+        if (it->is_db)
+                perf_label(f, "snapshot_age_", it->name);
+        else
+                fprintf(f, "%s_age", it->name);
+        if (!it->has_age)
+                fputs("=U", f); /* a configured database without a snapshot */
+        else if (it->limit_ns)
+                fprintf(f, "=%llds;%lld;", (long long) (it->age_ns / 1000000000),
                         (long long) (it->limit_ns / 1000000000));
         else
-                fprintf(f, " %s_age=%llds", it->name, (long long) (it->age_ns / 1000000000));
+                fprintf(f, "=%llds", (long long) (it->age_ns / 1000000000));
+}
+
+/* The database a [database] section backs up, as its snapshots record
+ * it: the conninfo's, else the section's name. */
+static char *configured_dbname(const CliConfigDatabase *db) {
+        char *name = NULL;
+        if (lb_pg_conninfo_dbname(db->conninfo, &name) == 0)
+                return name;
+        return strdup(db->name ? db->name : "");
+}
+
+/* Judges one configured database by its newest snapshot. */
+static void database_item(Item *it, LbSnapshot **snaps, size_t n_snaps, int64_t now, int64_t max_age) {
+        char who[200], lim[32], age[32];
+        if (strcmp(it->name, it->dbname) == 0)
+                snprintf(who, sizeof who, "database %s", it->name);
+        else
+                snprintf(who, sizeof who, "database %s (%s)", it->name, it->dbname);
+        it->limit_ns = max_age;
+        cli_format_age(max_age, lim);
+        const LbSnapshot *s = NULL;
+        for (size_t i = n_snaps; i-- > 0 && !s;) { /* oldest first: from the end */
+                const char *db = lb_snapshot_meta(snaps[i], "pg.database");
+                if (snaps[i]->source && strcmp(snaps[i]->source, "postgresql") == 0 && db &&
+                    strcmp(db, it->dbname) == 0)
+                        s = snaps[i];
+        }
+        if (!s) {
+                it->status = ST_CRITICAL;
+                snprintf(it->text, sizeof it->text, "%s: no snapshot", who);
+                return;
+        }
+        it->has_snapshot = true;
+        it->snapshot = s->id;
+        it->has_age = true;
+        it->age_ns = now - s->time_ns > 0 ? now - s->time_ns : 0;
+        cli_format_age(it->age_ns, age);
+        char sid[9];
+        cli_id_short(&s->id, sid);
+        if (it->age_ns > max_age) {
+                it->status = ST_CRITICAL;
+                snprintf(it->text, sizeof it->text, "%s: newest snapshot %s is %s old (more than %s)", who, sid, age,
+                         lim);
+        } else
+                snprintf(it->text, sizeof it->text, "%s: newest snapshot %s ago", who, age);
+}
+
+static void status_free(Item *dbs, size_t n_db, Item **all, LbSnapshot **snaps, size_t n_snaps, LbEvent **ev,
+                        size_t n_ev) {
+        for (size_t i = 0; dbs && i < n_db; i++)
+                free(dbs[i].dbname);
+        free(dbs);
+        free(all);
+        lb_snapshots_free(snaps, n_snaps);
+        lb_events_free(ev, n_ev);
 }
 
 int cmd_status(int argc, char **argv) {
@@ -222,14 +317,39 @@ int cmd_status(int argc, char **argv) {
         age_item(&items[4], "drill", now, lb_event_newest(ev, n_ev, "drill", true),
                  lb_event_newest(ev, n_ev, "drill", false), conf->drill_interval_ns, true);
 
-        int worst = ST_OK;
-        for (size_t i = 0; i < LB_ARRAY_SIZE(items); i++)
-                if (items[i].status > worst)
-                        worst = items[i].status;
+        /* Each configured database, then the rest, in the order printed. */
+        size_t n_db = conf->n_dbs, n_all = 0;
+        Item *dbs = calloc(n_db + 1, sizeof *dbs);
+        Item **all = calloc(LB_ARRAY_SIZE(items) + n_db, sizeof *all);
+        bool oom = !dbs || !all;
+        for (size_t i = 0; !oom && i < n_db; i++) {
+                dbs[i].is_db = true;
+                dbs[i].dbname = configured_dbname(&conf->dbs[i]);
+                dbs[i].name = conf->dbs[i].name ? conf->dbs[i].name : dbs[i].dbname;
+                if (!dbs[i].dbname)
+                        oom = true;
+                else
+                        database_item(&dbs[i], snaps, n_snaps, now, max_age);
+        }
+        if (oom) {
+                printf("LONGBOX UNKNOWN - out of memory\n");
+                status_free(dbs, n_db, all, snaps, n_snaps, ev, n_ev);
+                return ST_UNKNOWN;
+        }
+        all[n_all++] = &items[0];
+        for (size_t i = 0; i < n_db; i++)
+                all[n_all++] = &dbs[i];
+        for (size_t i = 1; i < LB_ARRAY_SIZE(items); i++)
+                all[n_all++] = &items[i];
 
+        int worst = ST_OK;
+        for (size_t i = 0; i < n_all; i++)
+                if (all[i]->status > worst)
+                        worst = all[i]->status;
+
+        static const char *const lower[] = { "ok", "warning", "critical", "unknown" };
         if (cli.json) {
                 _cleanup_json_ json_object *o = json_object_new_object();
-                static const char *const lower[] = { "ok", "warning", "critical", "unknown" };
                 json_object_object_add(o, "status", json_object_new_string(lower[worst]));
                 json_object_object_add(o, "exit_code", json_object_new_int(worst));
                 json_object_object_add(o, "repository", json_object_new_string(cli.repo));
@@ -248,6 +368,24 @@ int cmd_status(int argc, char **argv) {
                         json_object_object_add(checks, items[i].name, x);
                 }
                 json_object_object_add(o, "checks", checks);
+                /* One entry per configured database (empty without any). */
+                json_object *databases = json_object_new_array();
+                for (size_t i = 0; i < n_db; i++) {
+                        const Item *d = &dbs[i];
+                        json_object *x = json_object_new_object();
+                        char id[2 * LB_ID_SIZE + 1];
+                        lb_id_hex(&d->snapshot, id);
+                        json_object_object_add(x, "name", json_object_new_string(d->name));
+                        json_object_object_add(x, "database", json_object_new_string(d->dbname));
+                        json_object_object_add(x, "status", json_object_new_string(lower[d->status]));
+                        json_object_object_add(x, "message", json_object_new_string(d->text));
+                        json_object_object_add(x, "snapshot_id", d->has_snapshot ? json_object_new_string(id) : NULL);
+                        json_object_object_add(x, "age_seconds", d->has_age ?
+                                               json_object_new_int64(d->age_ns / 1000000000) : NULL);
+                        json_object_object_add(x, "limit_seconds", json_object_new_int64(d->limit_ns / 1000000000));
+                        json_object_array_add(databases, x);
+                }
+                json_object_object_add(o, "databases", databases);
                 if (last) {
                         json_object *x = json_object_new_object();
                         json_object_object_add(x, "kind", json_object_new_string(last->kind));
@@ -261,26 +399,27 @@ int cmd_status(int argc, char **argv) {
                 }
                 cli_json_print(o);
         } else {
-                /* One line: the worst items first, then the others. */
+                /* One line: the worst items first, then the others. With
+                 * databases configured, theirs replace the newest
+                 * snapshot's message (never better than theirs). */
                 printf("LONGBOX %s - ", st_names[worst]);
                 bool first = true;
                 for (int st = ST_CRITICAL; st >= ST_OK; st--)
-                        for (size_t i = 0; i < LB_ARRAY_SIZE(items); i++) {
-                                if (items[i].status != st)
+                        for (size_t i = 0; i < n_all; i++) {
+                                if (all[i]->status != st || (n_db > 0 && all[i] == &items[0]))
                                         continue;
                                 /* '|' starts the perfdata: keep it out of messages. */
-                                for (char *ch = items[i].text; *ch; ch++)
+                                for (char *ch = all[i]->text; *ch; ch++)
                                         if (*ch == '|' || *ch == '\n')
                                                 *ch = *ch == '|' ? '/' : ' ';
-                                printf("%s%s", first ? "" : "; ", items[i].text);
+                                printf("%s%s", first ? "" : "; ", all[i]->text);
                                 first = false;
                         }
                 fputs(" |", stdout);
-                for (size_t i = 0; i < LB_ARRAY_SIZE(items); i++)
-                        perf(stdout, &items[i]);
+                for (size_t i = 0; i < n_all; i++)
+                        perf(stdout, all[i]);
                 printf(" snapshots=%zu\n", n_snaps);
         }
-        lb_snapshots_free(snaps, n_snaps);
-        lb_events_free(ev, n_ev);
+        status_free(dbs, n_db, all, snaps, n_snaps, ev, n_ev);
         return worst;
 }

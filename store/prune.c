@@ -528,7 +528,16 @@ typedef struct Repack {
         LbPackWriter *pw;
         LbIndexPack *done;       /* packs written, not yet in an index file */
         size_t n_done, entries;
+        uint64_t read_done, read_total;  /* bytes of the packs to repack, for progress */
+        uint64_t packs_done, packs_total;
 } Repack;
+
+/* Progress: bytes read of the packs before pi, plus at of pi's. */
+static void repack_progress(Repack *rp, const char *hex, uint64_t at) {
+        if (rp->p->o->progress)
+                rp->p->o->progress(rp->p->o->userdata, rp->read_done + at, rp->read_total, rp->packs_done,
+                                   rp->packs_total, hex);
+}
 
 static int repack_flush_index(Repack *rp) {
         if (rp->n_done == 0)
@@ -587,6 +596,7 @@ static int repack_one(Repack *rp, PackInfo *pi) {
         Prune *p = rp->p;
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(&pi->id, hex);
+        repack_progress(rp, hex, 0);
         _cleanup_buf_ LbBuf pack = {}, plain = {};
         int k = p->r->be->get(p->r->be, LB_OBJ_PACK, hex, 0, SIZE_MAX, &pack);
         LbPackEntry *entries = NULL;
@@ -629,6 +639,7 @@ static int repack_one(Repack *rp, PackInfo *pi) {
                         if (k < 0)
                                 goto done;
                 }
+                repack_progress(rp, hex, LB_MIN(entries[i].offset + entries[i].stored_len, pi->size));
         }
         pi->copied = true;
         k = 0;
@@ -645,7 +656,7 @@ done:
 
 static int repack(Prune *p) {
         size_t todo = 0;
-        uint64_t bytes = 0, read_total = 0, read_done = 0;
+        uint64_t bytes = 0, read_total = 0;
         for (size_t i = 0; i < p->n_packs; i++)
                 if (p->packs[i].action == PACK_REPACK) {
                         todo++;
@@ -656,16 +667,17 @@ static int repack(Prune *p) {
                 return 0;
         info(p, "repacking %zu pack%s (%.1f MiB of live blobs)", todo, todo == 1 ? "" : "s",
              (double) bytes / (1 << 20));
-        Repack rp = { .p = p };
+        Repack rp = { .p = p, .read_total = read_total, .packs_total = todo };
         int k = 0;
         for (size_t i = 0; i < p->n_packs && k >= 0; i++)
                 if (p->packs[i].action == PACK_REPACK) {
                         k = repack_one(&rp, &p->packs[i]);
-                        read_done += p->packs[i].size;
-                        if (k >= 0 && p->o->progress) {
+                        rp.read_done += p->packs[i].size;
+                        rp.packs_done++;
+                        if (k >= 0) {
                                 char hex[2 * LB_ID_SIZE + 1];
                                 lb_id_hex(&p->packs[i].id, hex);
-                                p->o->progress(p->o->userdata, read_done, read_total, hex);
+                                repack_progress(&rp, hex, 0);
                         }
                 }
         if (k >= 0)

@@ -27,9 +27,13 @@ typedef struct LbPruneOptions {
         size_t n_ignore_snapshots;
         /* Progress lines ("marking 12 snapshots"); may be NULL. */
         void (*info)(void *userdata, const char *message);
-        /* Progress of repacking (may be NULL): bytes of the packs read so
-         * far of the total, after each pack (hex name, borrowed). */
-        void (*progress)(void *userdata, uint64_t bytes_done, uint64_t bytes_total, const char *pack);
+        /* Progress of repacking (may be NULL): bytes of the packs to
+         * repack done so far of their total, packs done of their number,
+         * and the pack being read (hex name, borrowed for the call);
+         * called when a pack starts, after each blob copied out of it and
+         * when it is done. */
+        void (*progress)(void *userdata, uint64_t bytes_done, uint64_t bytes_total, uint64_t packs_done,
+                         uint64_t packs_total, const char *pack);
         void *userdata;
 } LbPruneOptions;
 

@@ -91,6 +91,7 @@ struct Ctx {
 
         pthread_mutex_t cb_lock;        /* the callbacks */
         uint64_t items_done;
+        uint64_t bytes_estimate;        /* LbPgProgress.bytes_total */
 };
 
 /* ---- errors ---- */
@@ -201,7 +202,7 @@ static void progress(Ctx *x, const char *item, uint64_t bytes, bool done, bool c
                 x->items_done++;
         if (x->o->progress) {
                 LbPgProgress p = { .item = item, .bytes = bytes, .done = done, .items_done = x->items_done,
-                                   .items_total = x->n_jobs };
+                                   .items_total = x->n_jobs, .bytes_total = x->bytes_estimate };
                 x->o->progress(x->o->userdata, &p);
         }
         pthread_mutex_unlock(&x->cb_lock);
@@ -1109,9 +1110,30 @@ static bool server_is_local(PGconn *c, const ServerInfo *s) {
                (addr && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0));
 }
 
+/* One file into /config/<base>: 0, -EEXIST after a warning (the name is
+ * taken), or -errno after fail(). what names it in messages. */
+static int config_put(Ctx *x, const char *what, const char *base, const void *p, size_t n, const LbNode *tmpl) {
+        _cleanup_free_ char *dst = lb_strdup_printf("/config/%s", base);
+        if (!dst)
+                return fail(x, -ENOMEM, "storing %s failed: out of memory", what);
+        LbBuilderFile *f;
+        int k = lb_builder_file_open(x->b, dst, tmpl, &f);
+        if (k == 0 && (k = lb_builder_file_write(f, p, n)) < 0)
+                lb_builder_file_abort(f);
+        if (k == 0)
+                k = file_close(x, dst, f, NULL, 0);
+        if (k == -EEXIST) {
+                warn(x, "%s is not in the snapshot: another config file has the same name", what);
+                return k;
+        }
+        if (k < 0)
+                return fail(x, k, "storing %s failed: %s", what, strerror(-k));
+        return 0;
+}
+
 /* postgresql.conf, pg_hba.conf, pg_ident.conf into /config when readable
  * here. Returns the number stored, or -errno after fail(). */
-static int dump_config(Ctx *x, PGconn *c, const ServerInfo *s) {
+static int dump_server_config(Ctx *x, PGconn *c, const ServerInfo *s) {
         if (!s->settings[0] && !s->settings[1] && !s->settings[2]) {
                 warn(x, "the server's config files are not in the snapshot: this user may not see their paths "
                         "(needs superuser or pg_read_all_settings)");
@@ -1137,29 +1159,87 @@ static int dump_config(Ctx *x, PGconn *c, const ServerInfo *s) {
                 }
                 const char *base = strrchr(path, '/');
                 base = base ? base + 1 : path;
-                _cleanup_free_ char *dst = lb_strdup_printf("/config/%s", base);
-                if (!dst)
-                        return fail(x, -ENOMEM, "storing %s failed: out of memory", path);
                 LbNode tmpl = { .type = LB_NODE_FILE, .mode = st.st_mode & 07777, .uid = st.st_uid, .gid = st.st_gid,
                                 .mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec };
-                LbBuilderFile *f;
-                k = lb_builder_file_open(x->b, dst, &tmpl, &f);
-                if (k == 0 && (k = lb_builder_file_write(f, b.data, b.len)) < 0)
-                        lb_builder_file_abort(f);
-                if (k == 0)
-                        k = file_close(x, dst, f, NULL, 0);
-                if (k == -EEXIST) {
-                        warn(x, "%s is not in the snapshot: another config file has the same name", path);
+                k = config_put(x, path, base, b.data, b.len, &tmpl);
+                if (k == -EEXIST)
                         continue;
-                }
                 if (k < 0)
-                        return fail(x, k, "storing %s failed: %s", path, strerror(-k));
+                        return k;
                 stored++;
         }
         return stored;
 }
 
+/* The server's config files, then the caller's (o->config_files). Returns
+ * the number stored, or -errno after fail(). */
+static int dump_config(Ctx *x, PGconn *c, const ServerInfo *s) {
+        int stored = dump_server_config(x, c, s);
+        for (size_t i = 0; stored >= 0 && i < x->o->n_config_files; i++) {
+                const LbPgConfigFile *cf = &x->o->config_files[i];
+                LbNode tmpl = { .type = LB_NODE_FILE, .mode = cf->mode & 07777, .uid = cf->uid, .gid = cf->gid,
+                                .mtime_ns = cf->mtime_ns };
+                _cleanup_free_ char *what = lb_strdup_printf("/config/%s", cf->name);
+                if (!what)
+                        return fail(x, -ENOMEM, "storing /config failed: out of memory");
+                int k = config_put(x, what, cf->name, cf->data, cf->len, &tmpl);
+                if (k == 0)
+                        stored++;
+                else if (k != -EEXIST)
+                        return k;
+        }
+        return stored;
+}
+
+/* The estimate for LbPgProgress.bytes_total without a parent snapshot: the
+ * dumped tables' size on disk (their ACCESS SHARE locks are held, so
+ * pg_table_size waits for nobody), plus pg_largeobject's when there are
+ * large objects. 0 when it cannot be told. */
+static uint64_t size_on_disk(Ctx *x, PGconn *c, size_t n_los) {
+        LbBuf q = {};
+        static const char head[] = "SELECT COALESCE(pg_catalog.sum(pg_catalog.pg_table_size(o)), 0)::bigint FROM "
+                                   "pg_catalog.unnest('{0";
+        int k = lb_buf_append(&q, head, sizeof head - 1);
+        for (size_t i = 0; k == 0 && i < x->n_tables; i++) {
+                char oid[16];
+                snprintf(oid, sizeof oid, ",%" PRIu32, x->tables[i].oid);
+                if (!x->tables[i].partitioned)
+                        k = lb_buf_append(&q, oid, strlen(oid));
+        }
+        static const char tail[] = "}'::pg_catalog.oid[]) AS o";
+        static const char los[] = " UNION ALL SELECT pg_catalog.pg_table_size('pg_catalog.pg_largeobject')";
+        if (k == 0)
+                k = lb_buf_append(&q, tail, sizeof tail - 1);
+        if (k == 0 && n_los > 0)
+                k = lb_buf_append(&q, los, sizeof los - 1);
+        if (k == 0)
+                k = lb_buf_append_u8(&q, 0);
+        uint64_t total = 0;
+        if (k == 0) {
+                /* Under a savepoint: a failure (there is no reason for one:
+                 * pg_table_size of a missing oid is NULL) must not abort the
+                 * snapshot's transaction. */
+                _cleanup_pgresult_ PGresult *res = NULL;
+                _cleanup_free_ char *msg = NULL, *msg2 = NULL;
+                if (lb_pg_exec(c, "SAVEPOINT longbox_size", NULL, &msg) == 0) {
+                        k = lb_pg_exec(c, (const char *) q.data, &res, &msg2);
+                        for (int i = 0; k == 0 && i < PQntuples(res); i++)
+                                total += strtoull(PQgetvalue(res, i, 0), NULL, 10);
+                        /* Should this fail, the transaction's next statement says why. */
+                        if (lb_pg_exec(c, k == 0 ? "RELEASE SAVEPOINT longbox_size"
+                                                 : "ROLLBACK TO SAVEPOINT longbox_size", NULL, NULL) < 0)
+                                total = 0;
+                }
+        }
+        lb_buf_free(&q);
+        return total;
+}
+
 /* ---- the snapshot ---- */
+
+static void snapshot_freep(LbSnapshot **s) {
+        lb_snapshot_free(*s);
+}
 
 /* The latest earlier snapshot of this database from this host. */
 static LbSnapshot *find_parent(LbRepo *r, const char *host, const char *dbname) {
@@ -1352,6 +1432,16 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
         if ((k = lock_tables(x, leader)) < 0)
                 return k;
 
+        char host[256];
+        if (o->hostname)
+                snprintf(host, sizeof host, "%s", o->hostname);
+        else if (gethostname(host, sizeof host - 1) < 0)
+                strcpy(host, "unknown");
+        host[sizeof host - 1] = 0;
+        _cleanup_(snapshot_freep) LbSnapshot *parent = find_parent(x->repo, host, x->dbname);
+        if (o->progress)
+                x->bytes_estimate = parent ? parent->stats.bytes_read : size_on_disk(x, leader, n_los);
+
         if ((k = find_program(x, "pg_dump", &x->pg_dump)) < 0 || (k = find_program(x, "pg_dumpall", &x->pg_dumpall)) < 0)
                 return k;
         if ((k = lb_pg_child_conn(leader, x->conninfo, x->dbname, &x->child)) < 0 || (k = worker_conninfo(x)) < 0)
@@ -1387,12 +1477,6 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
                 return fail(x, k, "storing /config failed: %s", strerror(-k));
 
         /* The snapshot. */
-        char host[256];
-        if (o->hostname)
-                snprintf(host, sizeof host, "%s", o->hostname);
-        else if (gethostname(host, sizeof host - 1) < 0)
-                strcpy(host, "unknown");
-        host[sizeof host - 1] = 0;
         struct passwd pw, *pwp = NULL;
         char pwbuf[4096];
         (void) getpwuid_r(getuid(), &pw, pwbuf, sizeof pwbuf, &pwp);
@@ -1415,7 +1499,6 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
         };
         char *paths[2] = { x->root, (char *) "/config" };
         bool config_path = n_config > 0 && strcmp(x->root, "/config") != 0;
-        LbSnapshot *parent = find_parent(x->repo, host, x->dbname);
         LbSnapshot s = {
                 .time_ns = o->time_ns ? o->time_ns : x->start_ns,
                 .hostname = host,
@@ -1435,7 +1518,6 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
         }
         LbChangeCounts changes = {};
         k = lb_builder_commit(LB_TAKE_PTR(x->b), &s, &ret->snapshot_id, &ret->stats, &changes);
-        lb_snapshot_free(parent);
         if (k < 0)
                 return fail(x, k, "recording the snapshot failed: %s", strerror(-k));
         ret->files_new = changes.files_new;
@@ -1453,6 +1535,11 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
 int lb_pg_backup(LbRepo *r, const LbPgBackupOptions *o, LbPgBackupResult *ret, char **ret_error) {
         if (!o->conninfo)
                 return -EINVAL;
+        for (size_t i = 0; i < o->n_config_files; i++) {
+                const char *n = o->config_files[i].name;
+                if (!n || !*n || strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strlen(n) > 255)
+                        return -EINVAL;
+        }
         Ctx x = { .repo = r, .o = o, .mtime_ns = lb_now_ns() };
         pthread_mutex_init(&x.lock, NULL);
         pthread_mutex_init(&x.cb_lock, NULL);

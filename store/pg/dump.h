@@ -42,7 +42,24 @@ typedef struct LbPgProgress {
         bool done;                /* the item is complete */
         uint64_t items_done;      /* tables and large objects finished */
         uint64_t items_total;
+        /* An estimate of all items' bytes, for a percentage and an ETA:
+         * the size of the parent snapshot (the latest earlier one of this
+         * database from this host: a nightly changes little), else the
+         * tables' and large objects' size on disk (pg_table_size); 0 when
+         * unknown. The bytes may end above it. */
+        uint64_t bytes_total;
 } LbPgProgress;
+
+/* A file of the caller's for /config/, next to the server's config files
+ * (longbox's own config file, secrets removed). */
+typedef struct LbPgConfigFile {
+        const char *name;              /* a file name: no '/', not "." or ".." */
+        const void *data;
+        size_t len;
+        uint32_t mode;                 /* permission bits */
+        uint32_t uid, gid;
+        int64_t mtime_ns;
+} LbPgConfigFile;
 
 typedef struct LbPgBackupOptions {
         const char *conninfo;          /* libpq connection string, URI or plain database name */
@@ -54,6 +71,11 @@ typedef struct LbPgBackupOptions {
         int64_t time_ns;               /* 0: when the database snapshot was taken */
         bool has_tz_offset;
         int32_t tz_offset;             /* seconds east of UTC; default: local zone at time_ns */
+        /* Stored as /config/<name> whether or not the server's files are
+         * (borrowed for the call); a name the server's files already
+         * took is left out with a warning. */
+        const LbPgConfigFile *config_files;
+        size_t n_config_files;
         /* Something left out that is not a failure (config files not
          * readable, globals without role passwords, ...). msg is borrowed
          * for the call. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Progress output: a line on a terminal (bytes, rate, ETA, current file),
 # nothing when stderr is not a terminal, nothing at all with --quiet, and
-# JSON status lines plus a summary with --json. The terminal is a pty from
-# util-linux script(1).
+# JSON status lines plus a summary with --json: for backup, restore, check
+# --read-data, sync and prune's repacking (a database's backup and restore
+# are in test_pg_ops.sh). The terminal is a pty from util-linux script(1).
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -135,3 +136,68 @@ assert status and all(s["total_bytes"] == total for s in status), docs[:3]
 assert docs[-1]["message_type"] == "summary" and docs[-1]["files_restored"] == 2, docs[-1]
 EOF
 ok "restore --json: status lines and the summary"
+
+# --- prune: repacking on a tty, without one, and with --json ---------------------------
+# Day 2 rewrites every other 256 KiB block of day 1's file: once day 1 is
+# forgotten, every pack of day 1 (1 MiB packs, 4 KiB chunks) is about half
+# dead, in scattered places, so prune --max-unused 0 must repack them all.
+mkdir -p "$T/pr"
+gen_random 11 $((24 << 20)) >"$T/pr/f.bin"
+init_repo "$T/p0" --pack-size 1 --chunk-avg 4K
+expect_exit 0 lb --repo "$T/p0" backup --quiet "$T/pr"
+python3 - "$T/pr/f.bin" <<'EOF'
+import random, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+r, B = random.Random(12), 256 << 10
+for i in range(1, len(b) // B, 2):
+    b[i * B:(i + 1) * B] = r.randbytes(B)
+open(p, "wb").write(b)
+EOF
+expect_exit 0 lb --repo "$T/p0" backup --quiet "$T/pr"
+expect_exit 0 lb --repo "$T/p0" forget "$(lb --repo "$T/p0" snapshots --json | json 'd[0]["id"]')"
+for n in 1 2 3; do cp -a "$T/p0" "$T/p$n"; done
+
+# A 160-column terminal: on 80 columns the line has no room left for a pack's name.
+on_tty "$T/tty.prune" sh -c "stty cols 160 && exec '$LONGBOX' --repo '$T/p1' --cache-dir '$T/cache-p1' prune --max-unused 0"
+python3 - "$T/tty.prune" <<'EOF' || fail "prune on a tty: no repacking progress line with bytes, rate, ETA and the pack"
+import re, sys
+t = open(sys.argv[1], "rb").read().decode("utf-8", "replace")
+lines = re.findall(r"\r\x1b\[Kprune: ([^\r\n\x1b]*)", t)
+pat = re.compile(r"^\[\d+/\d+ packs\] [\d.]+ (B|KiB|MiB) of [\d.]+ MiB \(\d+%\), [\d.]+ (B|KiB|MiB|GiB)/s, "
+                 r"ETA \S+( s)?  [0-9a-f]{64}$")
+good = [l for l in lines if pat.search(l)]
+assert good, f"no line '[I/N packs] X of Y (N%), R/s, ETA T  PACK': {lines[:5]} in {t[:600]!r}"
+m = re.search(r"repacked (\d+) into", t)
+assert m and int(m.group(1)) >= 10, f"prune repacked too little to show progress: {t[-600:]!r}"
+print(f"# {len(good)} progress lines, e.g. 'prune: {good[len(good) // 2]}'; {m.group(0)}")
+EOF
+expect_exit 0 lb --repo "$T/p1" --cache-dir "$T/cache-p1" check
+ok "prune on a tty: a line with bytes of the total, rate, ETA and the pack being repacked"
+
+expect_exit 0 lb --repo "$T/p2" --cache-dir "$T/cache-p2" prune --max-unused 0
+grep -q 'repacked [1-9][0-9]* into' "$LB_OUT" || fail "prune without a tty repacked nothing: $(cat "$LB_OUT")"
+if grep -aq -e 'ETA' -e $'\r' "$LB_ERR" "$LB_OUT"; then
+        fail "prune wrote progress without a tty: $(head -c 300 "$LB_ERR" | cat -v)"
+fi
+ok "prune without a tty: no progress line, only its messages and the summary"
+
+expect_exit 0 lb --repo "$T/p3" --cache-dir "$T/cache-p3" prune --max-unused 0 --json
+[[ ! -s $LB_ERR ]] || fail "prune --json wrote to stderr: $(head -c 300 "$LB_ERR")"
+python3 - "$LB_OUT" <<'EOF' || fail "prune --json: status lines and summary not as expected"
+import json, re, sys
+docs = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()]
+status = [d for d in docs if d["message_type"] == "status"]
+assert status, f"no status line: {docs[:2]}"
+for s in status:
+    assert s["action"] == "prune", s
+    assert 0 < s["total_bytes"] and s["bytes_done"] <= s["total_bytes"], s
+    assert all(re.fullmatch(r"[0-9a-f]{64}", c) for c in s["current_files"]), s
+    assert 0 <= s["files_done"] <= s["total_files"], s
+dones = [s["bytes_done"] for s in status]
+assert dones == sorted(dones), f"bytes_done goes backwards: {dones}"
+assert docs[-1]["message_type"] == "summary" and docs[-1]["packs_repacked"] >= 10, docs[-1]
+assert len(docs) == len(status) + 1, "something else than status lines and one summary"
+print(f"# {len(status)} status lines, summary: packs_repacked {docs[-1]['packs_repacked']}")
+EOF
+ok "prune --json: status lines (bytes of the packs to repack, the pack) and the summary"

@@ -226,6 +226,11 @@ TEST(test_permissions) {
         write_file(conf, "[database x]\nconninfo = postgresql://u:p@h/x\n", 0644);
         CHECK(cli_config_parse_file(conf, true, &c, &d) == -EINVAL);
         cli_diag_clear(&d);
+        /* So is a location URL with user:password@. */
+        write_file(conf, "[remote]\nlocation = webdav:https://u:p@h/r\n", 0644);
+        CHECK(cli_config_parse_file(conf, true, &c, &d) == -EINVAL);
+        CHECK(has_diag(&d, "holds secrets"));
+        cli_diag_clear(&d);
 
         /* A missing secret file is reported. */
         write_file(conf, "[remote]\ncredentials-file = /nonexistent/creds\n", 0600);
@@ -263,6 +268,78 @@ TEST(test_age) {
         CHECK(strcmp(out, "1h33m") == 0);
 }
 
+/* cli_config_redact: every value holding a secret inline is replaced to
+ * the end of its line; everything else stays byte for byte. */
+TEST(test_redact) {
+        static const char text[] =
+                "; longbox config: password = in a comment stays\n"
+                "[repository]\n"
+                "location = /srv/repo\n"
+                "password = s3cr3t pass ; an inline comment goes too\n"
+                "cache-dir = /var/cache/longbox\n"
+                "\n"
+                "[remote]\n"
+                "  location = webdav:https://user:dav-pw@dav.example.com/r\r\n"
+                "credentials-file = /etc/longbox/creds\n"
+                "[database shop]\n"
+                "conninfo = host=db1 dbname=shop password='db pw'\n"
+                "jobs = 2\n"
+                "[database crm]\n"
+                "conninfo = postgresql://u@db2/crm?pass%77ord=uri-pw\n"
+                "[database plain]\n"
+                "conninfo = postgresql://backup@db3:5433/plain\n"
+                "[notify]\n"
+                "webhook: https://hooks.example.com/services/T0/B0/tok3n?channel=ops\n"
+                "on-success = yes\n"
+                "[drill]\n"
+                "conninfo=host=db1 user=longbox password=drill-pw";
+        static const char want[] =
+                "; longbox config: password = in a comment stays\n"
+                "[repository]\n"
+                "location = /srv/repo\n"
+                "password = <redacted>\n"
+                "cache-dir = /var/cache/longbox\n"
+                "\n"
+                "[remote]\n"
+                "  location = <redacted>\r\n"
+                "credentials-file = /etc/longbox/creds\n"
+                "[database shop]\n"
+                "conninfo = <redacted>\n"
+                "jobs = 2\n"
+                "[database crm]\n"
+                "conninfo = <redacted>\n"
+                "[database plain]\n"
+                "conninfo = postgresql://backup@db3:5433/plain\n"
+                "[notify]\n"
+                "webhook: <redacted>\n"
+                "on-success = yes\n"
+                "[drill]\n"
+                "conninfo=<redacted>";
+        CliConfig *c = NULL;
+        CliDiag d = {};
+        int k = cli_config_parse_text("longbox.conf", text, sizeof text - 1, &c, &d);
+        if (k < 0)
+                dump_diag(&d);
+        CHECK_OK(k);
+        CHECK(c->has_secrets);
+        CHECK_EQ_INT(c->n_secret_values, 6);
+        _cleanup_buf_ LbBuf out = {};
+        CHECK_OK(cli_config_redact(c, &out));
+        if (out.len != sizeof want - 1 || memcmp(out.data, want, out.len) != 0) {
+                fprintf(stderr, "redacted:\n%.*s\n", (int) out.len, (const char *) out.data);
+                CHECK(false);
+        }
+        cli_config_free(c);
+
+        /* No secret: the text unchanged; a BOM kept. */
+        static const char plain[] = "\xef\xbb\xbf[repository]\nlocation = /srv/r\npassword-file = /etc/pw\n";
+        CHECK_OK(cli_config_parse_text("longbox.conf", plain, sizeof plain - 1, &c, &d));
+        CHECK_EQ_INT(c->n_secret_values, 0);
+        CHECK_OK(cli_config_redact(c, &out));
+        CHECK(out.len == sizeof plain - 1 && memcmp(out.data, plain, out.len) == 0);
+        cli_config_free(c);
+}
+
 int main(void) {
         RUN(test_minimal);
         RUN(test_several);
@@ -271,5 +348,6 @@ int main(void) {
         RUN(test_bad_files);
         RUN(test_permissions);
         RUN(test_age);
+        RUN(test_redact);
         return 0;
 }
