@@ -401,7 +401,9 @@ static char *reader(char *str, int num, void *stream) {
                 BAD(p, "%s:%u: key outside of any section", p->name, p->line);
                 return str;
         }
-        /* Give inih "key = value" only (':' is not a separator here). */
+        /* Give inih "key = value" lines only. A line needs '=' to get here,
+         * but inih splits at the first '=' or ':', so "webhook: URL?a=b"
+         * still reads as key "webhook". */
         snprintf(str, (size_t) num, "%s\n", line);
         p->line_skip = skip;
         p->str = str;
