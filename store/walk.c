@@ -180,6 +180,7 @@ typedef struct Stream {
         uint64_t size;
         LbBuf chunk;
         LbContentFailure *failure;
+        bool serial;             /* no read-ahead threads */
 } Stream;
 
 static void fail_on(Stream *st, const LbId *id, bool is_list) {
@@ -283,7 +284,7 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
                         return k;
                 at += refs[i].size;
         }
-        if (n < READAHEAD_MIN_CHUNKS) {
+        if (n < READAHEAD_MIN_CHUNKS || st->serial) {
                 for (size_t i = 0; i < n; i++) {
                         int k = lb_repo_read_blob(st->r, &refs[i].id, &st->chunk);
                         if (k == 0)
@@ -379,8 +380,8 @@ static int stream_list(Stream *st, const LbContentRef *list) {
         return stream_refs(st, refs, n);
 }
 
-int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
-                            LbContentFailure *failure) {
+static int content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
+                           LbContentFailure *failure, bool serial) {
         if (file->type != LB_NODE_FILE)
                 return -EINVAL;
 
@@ -390,6 +391,7 @@ int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void 
                 .userdata = userdata,
                 .size = file->size,
                 .failure = failure,
+                .serial = serial,
         };
         int k = 0;
         if (!file->indirect)
@@ -404,6 +406,16 @@ int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void 
         if (failure)
                 failure->has_id = false;
         return 0;
+}
+
+int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
+                            LbContentFailure *failure) {
+        return content_foreach(r, file, fn, userdata, failure, false);
+}
+
+int lb_content_foreach_serial(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
+                              LbContentFailure *failure) {
+        return content_foreach(r, file, fn, userdata, failure, true);
 }
 
 int lb_content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata) {

@@ -67,6 +67,12 @@ int lb_content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *user
  * which. *failure is written only on failure, has_id false otherwise. */
 int lb_content_foreach_full(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
                             LbContentFailure *failure) _warn_unused_;
+/* Same, every chunk read and verified in the calling thread: for callers
+ * that run several streams at once from a local repository, whose
+ * streams keep the CPUs busy already (read-ahead threads would only add
+ * hand-offs between threads). */
+int lb_content_foreach_serial(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
+                              LbContentFailure *failure) _warn_unused_;
 
 /* Writes a file's content to fd at its current position. With sparse,
  * chunks that are all zero bytes are skipped with lseek and fd is

@@ -1102,12 +1102,7 @@ static bool server_is_local(PGconn *c, const ServerInfo *s) {
                                strcmp(lines[3], s->port) == 0;
                 }
         }
-        const char *host = PQhost(c);
-        if (!host || !*host || host[0] == '/')
-                return true;
-        const char *addr = PQhostaddr(c);
-        return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-               (addr && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0));
+        return lb_pg_conn_is_local(c);
 }
 
 /* One file into /config/<base>: 0, -EEXIST after a warning (the name is

@@ -502,6 +502,126 @@ int lb_pg_setval_target(const char *stmt, char **ret_schema, char **ret_name) {
         return lb_pg_parse_qualified(lit, "public", ret_schema, ret_name);
 }
 
+/* ---- the relation of a post-data statement ---- */
+
+void lb_pg_block_target_clear(LbPgBlockTarget *t) {
+        free(t->schema);
+        free(t->name);
+        free(t->ref_schema);
+        free(t->ref_name);
+        *t = (LbPgBlockTarget) {};
+}
+
+static bool tok_is(const char *s, const Tok *t, char c) {
+        return t->kind == TOK_OTHER && t->end - t->start == 1 && s[t->start] == c;
+}
+
+static bool tok_is_name(const Tok *t) {
+        return t->kind == TOK_WORD || t->kind == TOK_QIDENT;
+}
+
+/* schema.name at *t; on success *t is the token after it. */
+static int parse_qual(const char *s, size_t len, Tok *t, char **ret_schema, char **ret_name) {
+        if (!tok_is_name(t))
+                return -EINVAL;
+        Tok dot = next_tok(s, len, t->end);
+        if (!tok_is(s, &dot, '.'))
+                return -EINVAL;   /* unqualified: not pg_dump's */
+        Tok n = next_tok(s, len, dot.end);
+        if (!tok_is_name(&n))
+                return -EINVAL;
+        char *a = tok_ident(s, t), *b = tok_ident(s, &n);
+        if (!a || !b) {
+                free(a);
+                free(b);
+                return -ENOMEM;
+        }
+        *ret_schema = a;
+        *ret_name = b;
+        *t = next_significant(s, len, n.end);
+        return 0;
+}
+
+int lb_pg_block_target(const char *sql, size_t len, LbPgBlockTarget *ret) {
+        LbPgBlockTarget x = {};
+        Tok t = next_significant(sql, len, 0);
+        int k = -EINVAL;
+        if (tok_is_word(sql, &t, "create")) {
+                t = next_significant(sql, len, t.end);
+                if (tok_is_word(sql, &t, "unique"))
+                        t = next_significant(sql, len, t.end);
+                if (!tok_is_word(sql, &t, "index"))
+                        goto fail;
+                t = next_significant(sql, len, t.end);
+                if (!tok_is_name(&t) || tok_is_word(sql, &t, "on"))
+                        goto fail;   /* pg_dump names every index */
+                t = next_significant(sql, len, t.end);
+                if (!tok_is_word(sql, &t, "on"))
+                        goto fail;
+                t = next_significant(sql, len, t.end);
+                if ((x.only = tok_is_word(sql, &t, "only")))
+                        t = next_significant(sql, len, t.end);
+                x.index = true;
+                if ((k = parse_qual(sql, len, &t, &x.schema, &x.name)) < 0)
+                        goto fail;
+                *ret = x;
+                return 0;
+        }
+        if (!tok_is_word(sql, &t, "alter"))
+                goto fail;
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_word(sql, &t, "table"))
+                goto fail;
+        t = next_significant(sql, len, t.end);
+        if ((x.only = tok_is_word(sql, &t, "only")))
+                t = next_significant(sql, len, t.end);
+        if ((k = parse_qual(sql, len, &t, &x.schema, &x.name)) < 0)
+                goto fail;
+        k = -EINVAL;
+        /* ADD CONSTRAINT name FOREIGN KEY (cols) REFERENCES s.t */
+        if (!tok_is_word(sql, &t, "add")) {
+                *ret = x;
+                return 0;
+        }
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_word(sql, &t, "constraint"))
+                goto done;
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_name(&t))
+                goto done;
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_word(sql, &t, "foreign"))
+                goto done;
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_word(sql, &t, "key"))
+                goto fail;
+        t = next_significant(sql, len, t.end);
+        if (!tok_is(sql, &t, '('))
+                goto fail;
+        for (;;) {
+                t = next_significant(sql, len, t.end);
+                if (!tok_is_name(&t))
+                        goto fail;
+                t = next_significant(sql, len, t.end);
+                if (tok_is(sql, &t, ')'))
+                        break;
+                if (!tok_is(sql, &t, ','))
+                        goto fail;
+        }
+        t = next_significant(sql, len, t.end);
+        if (!tok_is_word(sql, &t, "references"))
+                goto fail;
+        t = next_significant(sql, len, t.end);
+        if ((k = parse_qual(sql, len, &t, &x.ref_schema, &x.ref_name)) < 0)
+                goto fail;
+done:
+        *ret = x;
+        return 0;
+fail:
+        lb_pg_block_target_clear(&x);
+        return k;
+}
+
 /* ---- pg_dump script blocks ---- */
 
 void lb_pg_sql_script_clear(LbPgSqlScript *s) {
@@ -510,6 +630,7 @@ void lb_pg_sql_script_clear(LbPgSqlScript *s) {
                 free(s->blocks[i].type);
                 free(s->blocks[i].schema);
                 free(s->blocks[i].owner);
+                free(s->blocks[i].tablespace);
         }
         free(s->blocks);
         *s = (LbPgSqlScript) {};
@@ -562,6 +683,9 @@ static int parse_header(const char *p, size_t n, LbPgSqlBlock *b) {
                         size_t sl = strlen(seps[f]);
                         p += e + sl;
                         n -= e + sl;
+                        /* What follows "; Tablespace: " is the last field. */
+                        if (f == 3 && !(b->tablespace = strndup(p, n)))
+                                return -ENOMEM;
                 }
         }
         return 0;

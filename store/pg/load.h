@@ -148,19 +148,21 @@ typedef struct LbPgRestoreResult {
 void lb_pg_restore_result_clear(LbPgRestoreResult *res);
 
 /* Order: [globals] -> [create database] -> check the target is empty
- * (else --clean) -> pre-data.sql (psql, one transaction) -> table data
- * (jobs parallel COPY FROM STDIN connections with synchronous_commit
- * off, largest tables first) -> sequences.sql -> large objects ->
- * post-data.sql: its indexes and index-backed constraints (primary key,
- * unique, exclusion) built in parallel on jobs connections, then the rest
- * (foreign keys, index attachments, triggers, rules, policies,
- * materialized view data, comments, grants) through psql in one
+ * (else --clean) -> pre-data.sql (psql, one transaction) -> on jobs
+ * connections (synchronous_commit off), the schedule of
+ * lb_pg_schedule_new: table data (COPY FROM STDIN, largest tables first),
+ * sequences.sql, large objects, each table's indexes and index-backed
+ * constraints (primary key, unique, exclusion) once its rows are in,
+ * foreign keys between tables with rows once both are built, ANALYZE of
+ * each table once its indexes are -> the rest of post-data.sql (foreign
+ * keys not placed on the connections, index attachments, triggers, rules,
+ * policies, materialized view data, comments, grants) through psql in one
  * transaction -> when post-data has no REFRESH MATERIALIZED VIEW (pg_dump
  * --schema-only leaves it out), a REFRESH of every materialized view
- * pre-data created, in its order, failures being warnings -> ANALYZE
- * (parallel). psql is the one of the target server's major version
- * (lb_pg_find_program): pre-data and post-data may hold \restrict lines
- * only psql understands.
+ * pre-data created, in its order, failures being warnings -> ANALYZE of
+ * what was not analyzed yet (parallel). psql is the one of the target
+ * server's major version (lb_pg_find_program): pre-data and post-data may
+ * hold \restrict lines only psql understands.
  *
  * s must be a snapshot with source "postgresql". res (may be NULL) is
  * filled on success only; it owns its strings (tables[].schema/table
@@ -213,6 +215,7 @@ int lb_pg_sql_plan_read(LbPgSqlPlan *p, LbChunkCache *cache, uint64_t off, void 
  * Strings are allocated; offsets index the script. */
 typedef struct LbPgSqlBlock {
         char *name, *type, *schema, *owner;
+        char *tablespace;             /* the header's "Tablespace: X", else NULL */
         size_t offset, len;
 } LbPgSqlBlock;
 
@@ -228,6 +231,21 @@ typedef struct LbPgSqlScript {
  * script is not modified or NUL-terminated. */
 int lb_pg_sql_split(const char *sql, size_t len, LbPgSqlScript *ret) _warn_unused_;
 void lb_pg_sql_script_clear(LbPgSqlScript *s);
+
+/* The relation the first statement of a post-data block acts on, as
+ * pg_dump writes them: "CREATE [UNIQUE] INDEX name ON [ONLY] s.t ...",
+ * "ALTER TABLE [ONLY] s.t ..."; for "... ADD CONSTRAINT c FOREIGN KEY
+ * (cols) REFERENCES s2.t2(...)" also the referenced table. Names are
+ * unquoted as SQL reads them and must be schema-qualified (pg_dump
+ * qualifies every name). -EINVAL for any other statement. */
+typedef struct LbPgBlockTarget {
+        char *schema, *name;
+        bool only;                    /* ON ONLY / ALTER TABLE ONLY */
+        bool index;                   /* CREATE INDEX (else ALTER TABLE) */
+        char *ref_schema, *ref_name;  /* a foreign key's referenced table, else NULL */
+} LbPgBlockTarget;
+int lb_pg_block_target(const char *sql, size_t len, LbPgBlockTarget *ret) _warn_unused_;
+void lb_pg_block_target_clear(LbPgBlockTarget *t);
 
 /* "ident" with embedded quotes doubled (always quoted, as
  * PQescapeIdentifier). NULL on ENOMEM. */
@@ -268,3 +286,57 @@ void lb_pg_strv_free(char **v, size_t n);
  * name from the literal (default schema public). -EINVAL when stmt is not
  * a setval call. */
 int lb_pg_setval_target(const char *stmt, char **ret_schema, char **ret_name) _warn_unused_;
+
+/* ---- the schedule of a whole-database restore (load-schedule.c) ---- */
+
+/* A whole-database restore runs as one graph of work items on jobs
+ * connections, much as pg_restore --jobs does: a table's indexes and
+ * index-backed constraints are built as soon as its rows are in (while
+ * other tables still load), a foreign key is added once the rows of both
+ * its tables are in and their indexes and constraints are built, and a
+ * table is analyzed once its own indexes are. Everything else of
+ * post-data (and every block that cannot be placed safely) runs
+ * afterwards in pg_dump's order. */
+typedef enum LbPgItemKind {
+        LB_PG_ITEM_COPY,        /* a table's rows */
+        LB_PG_ITEM_SEQUENCES,   /* sequences.sql */
+        LB_PG_ITEM_LOS,         /* every large object */
+        LB_PG_ITEM_BARRIER,     /* no work: every table's rows are in */
+        LB_PG_ITEM_BUILD,       /* a post-data INDEX or CONSTRAINT block */
+        LB_PG_ITEM_FK,          /* a post-data FK CONSTRAINT block */
+        LB_PG_ITEM_ANALYZE,     /* ANALYZE of one table */
+} LbPgItemKind;
+
+#define LB_PG_NO_REL SIZE_MAX
+
+typedef struct LbPgItem {
+        LbPgItemKind kind;
+        size_t table;           /* COPY, ANALYZE: index into the layout's tables */
+        size_t block;           /* BUILD, FK: index into the post-data blocks */
+        /* Relations it locks: an index into the layout's tables, or above
+         * for other relations (materialized views, partitioned tables);
+         * LB_PG_NO_REL when unused or unknown. Two items that lock the
+         * same relation never run together, except two shared ones
+         * (CREATE INDEX takes a SHARE lock). */
+        size_t rel[2];
+        bool shared;
+        uint64_t priority;      /* among ready items, the highest runs first */
+        size_t *deps;           /* items that must finish first */
+        size_t n_deps;
+} LbPgItem;
+
+typedef struct LbPgSchedule {
+        LbPgItem *items;
+        size_t n_items;
+        bool *rest;             /* per post-data block: left for the final script */
+        bool *analyzed;         /* per layout table: has an ANALYZE item */
+} LbPgSchedule;
+
+/* Plans the restore of l's tables with post-data script sc (its text:
+ * post, post_len). no_analyze (per layout table, may be NULL): tables
+ * whose ANALYZE must wait for the end (inheritance parents, whose
+ * statistics cover their children). with_los, with_sequences: add those
+ * items. */
+int lb_pg_schedule_new(const LbPgLayout *l, const char *post, size_t post_len, const LbPgSqlScript *sc,
+                       const bool *no_analyze, bool with_sequences, bool with_los, LbPgSchedule *ret) _warn_unused_;
+void lb_pg_schedule_clear(LbPgSchedule *s);

@@ -176,3 +176,12 @@ int lb_pg_find_program(const char *name, int major, char **ret) {
         }
         return -ENOENT;
 }
+
+bool lb_pg_conn_is_local(PGconn *c) {
+        const char *host = PQhost(c);
+        if (!host || !*host || host[0] == '/')
+                return true;
+        const char *addr = PQhostaddr(c);
+        return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+               (addr && (strncmp(addr, "127.", 4) == 0 || strcmp(addr, "::1") == 0));
+}

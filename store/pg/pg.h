@@ -49,6 +49,10 @@ char *lb_pg_qualified(PGconn *c, const char *schema, const char *name);
 /* The server's major version (15 for 15.4), from PQserverVersion. */
 int lb_pg_server_major(PGconn *c);
 
+/* Whether c reaches the server on this machine: over a Unix socket or a
+ * loopback address. */
+bool lb_pg_conn_is_local(PGconn *c);
+
 /* Finds a client program (pg_dump, pg_dumpall, psql) of the given major
  * version: $LONGBOX_PG_BINDIR/<name> when that variable is set (and
  * nowhere else), else /usr/lib/postgresql/<major>/bin/<name>, else one on

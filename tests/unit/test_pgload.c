@@ -87,6 +87,10 @@ TEST(test_split) {
                       (i + 1 < 6 ? s.blocks[i + 1].offset : s.trailer_offset));
         }
         CHECK(strcmp(s.blocks[0].schema, "-") == 0 && strcmp(s.blocks[1].schema, "shop") == 0);
+        /* The Tablespace field is the header's last one. */
+        for (size_t i = 0; i < 6; i++)
+                CHECK(i == 4 ? s.blocks[i].tablespace && strcmp(s.blocks[i].tablespace, "fast") == 0
+                             : s.blocks[i].tablespace == NULL);
         CHECK(strncmp(pre_sql + s.preamble_len, "--\n-- Name: shop;", 17) == 0);
         CHECK(strncmp(pre_sql + s.trailer_offset, "--\n-- PostgreSQL database dump complete", 39) == 0);
         CHECK(strstr(pre_sql + s.trailer_offset, "\\unrestrict KEY"));
@@ -443,12 +447,233 @@ TEST(test_script_mismatch) {
         free(err);
 }
 
+TEST(test_block_target) {
+        struct {
+                const char *sql, *schema, *name, *ref_schema, *ref_name;
+                bool only, index;
+        } ok[] = {
+                { "--\n-- Name: t_b; Type: INDEX; Schema: public; Owner: postgres\n--\n\n"
+                  "CREATE INDEX t_b ON public.t USING btree (b);\n\n\nSET default_tablespace = ts1;\n",
+                  "public", "t", NULL, NULL, false, true },
+                { "CREATE UNIQUE INDEX \"Odd Idx\" ON ONLY \"My Schema\".\"T\"\"x\" USING btree (a);",
+                  "My Schema", "T\"x", NULL, NULL, true, true },
+                { "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (a);\n", "public", "t", NULL, NULL,
+                  true, false },
+                { "ALTER TABLE ONLY public.t\n    CLUSTER ON t_pkey;", "public", "t", NULL, NULL, true, false },
+                { "ALTER TABLE ONLY shop.order_items\n    ADD CONSTRAINT oi_fkey FOREIGN KEY (order_id, \"Line\") "
+                  "REFERENCES shop.orders(id, line) ON DELETE CASCADE;",
+                  "shop", "order_items", "shop", "orders", true, false },
+                { "ALTER TABLE shop.notes\n    ADD CONSTRAINT n_fkey FOREIGN KEY (event_id, at) REFERENCES "
+                  "\"Shop\".\"Events\"(id, at);",
+                  "shop", "notes", "Shop", "Events", false, false },
+        };
+        for (size_t i = 0; i < LB_ARRAY_SIZE(ok); i++) {
+                LbPgBlockTarget t = {};
+                CHECK_OK(lb_pg_block_target(ok[i].sql, strlen(ok[i].sql), &t));
+                CHECK(strcmp(t.schema, ok[i].schema) == 0 && strcmp(t.name, ok[i].name) == 0);
+                CHECK(t.only == ok[i].only && t.index == ok[i].index);
+                if (ok[i].ref_schema)
+                        CHECK(t.ref_schema && strcmp(t.ref_schema, ok[i].ref_schema) == 0 &&
+                              strcmp(t.ref_name, ok[i].ref_name) == 0);
+                else
+                        CHECK(!t.ref_schema && !t.ref_name);
+                lb_pg_block_target_clear(&t);
+        }
+        const char *bad[] = {
+                "",
+                "-- only a comment\n",
+                "CREATE TRIGGER tr AFTER INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f();",
+                "CREATE INDEX ON public.t (a);",                    /* no name */
+                "CREATE INDEX i ON t USING btree (a);",             /* not qualified */
+                "ALTER TABLE t ADD CONSTRAINT c PRIMARY KEY (a);",  /* not qualified */
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT c FOREIGN KEY (a) REFERENCES orders(id);",
+                "ALTER TABLE ONLY public.t ADD CONSTRAINT c FOREIGN KEY (a REFERENCES public.o(id);",
+                "ALTER INDEX public.i ATTACH PARTITION public.j;",
+        };
+        for (size_t i = 0; i < LB_ARRAY_SIZE(bad); i++) {
+                LbPgBlockTarget t = {};
+                CHECK(lb_pg_block_target(bad[i], strlen(bad[i]), &t) == -EINVAL);
+                CHECK(!t.schema && !t.name);
+        }
+}
+
+/* A post-data script from blocks of (name, type, statement). */
+static char *post_script(const char *const (*blocks)[3], size_t n) {
+        LbBuf b = {};
+        const char *pre = "--\n-- PostgreSQL database dump\n--\n\nSET statement_timeout = 0;\n\n";
+        CHECK_OK(lb_buf_append(&b, pre, strlen(pre)));
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *x = lb_strdup_printf(
+                        "--\n-- Name: %s; Type: %s; Schema: shop; Owner: postgres\n--\n\n%s\n\n\n", blocks[i][0],
+                        blocks[i][1], blocks[i][2]);
+                CHECK(x);
+                CHECK_OK(lb_buf_append(&b, x, strlen(x)));
+        }
+        const char *trailer = "--\n-- PostgreSQL database dump complete\n--\n\n";
+        CHECK_OK(lb_buf_append(&b, trailer, strlen(trailer)));
+        CHECK_OK(lb_buf_append_u8(&b, 0));
+        return (char *) b.data;
+}
+
+static size_t find_item(const LbPgSchedule *s, LbPgItemKind kind, size_t x) {
+        for (size_t i = 0; i < s->n_items; i++) {
+                const LbPgItem *it = &s->items[i];
+                if (it->kind != kind)
+                        continue;
+                if ((kind == LB_PG_ITEM_COPY || kind == LB_PG_ITEM_ANALYZE) && it->table != x)
+                        continue;
+                if ((kind == LB_PG_ITEM_BUILD || kind == LB_PG_ITEM_FK) && it->block != x)
+                        continue;
+                return i;
+        }
+        return SIZE_MAX;
+}
+
+static bool has_dep(const LbPgSchedule *s, size_t item, size_t dep) {
+        for (size_t d = 0; d < s->items[item].n_deps; d++)
+                if (s->items[item].deps[d] == dep)
+                        return true;
+        return false;
+}
+
+/* Every dependency names an earlier item: the graph has no cycle. */
+static void check_dag(const LbPgSchedule *s) {
+        for (size_t i = 0; i < s->n_items; i++)
+                for (size_t d = 0; d < s->items[i].n_deps; d++)
+                        CHECK(s->items[i].deps[d] < i);
+}
+
+TEST(test_schedule) {
+        /* shop.a, shop.b, shop.c have rows (sorted, as the layout is). */
+        LbPgTableFile tables[3] = {
+                { .schema = (char *) "shop", .table = (char *) "a", .node = { .size = 300 } },
+                { .schema = (char *) "shop", .table = (char *) "b", .node = { .size = 200 } },
+                { .schema = (char *) "shop", .table = (char *) "c", .node = { .size = 100 } },
+        };
+        LbPgLayout l = { .tables = tables, .n_tables = 3 };
+#define A_PKEY { "a a_pkey", "CONSTRAINT", "ALTER TABLE ONLY shop.a\n    ADD CONSTRAINT a_pkey PRIMARY KEY (id);" }
+#define B_X { "b_x", "INDEX", "CREATE INDEX b_x ON shop.b USING btree (x);" }
+#define B_A_FKEY                                                                                                \
+        { "b b_a_fkey", "FK CONSTRAINT",                                                                        \
+          "ALTER TABLE ONLY shop.b\n    ADD CONSTRAINT b_a_fkey FOREIGN KEY (a_id) REFERENCES shop.a(id);" }
+        const char *const blocks[][3] = {
+                A_PKEY,
+                B_X,
+                { "b_y", "INDEX", "CREATE INDEX b_y ON shop.b USING btree (y);" },
+                { "mv_i", "INDEX", "CREATE UNIQUE INDEX mv_i ON shop.mv USING btree (id);" },
+                B_A_FKEY,
+                { "a a_a_fkey", "FK CONSTRAINT",
+                  "ALTER TABLE ONLY shop.a\n    ADD CONSTRAINT a_a_fkey FOREIGN KEY (up) REFERENCES shop.a(id);" },
+                { "c c_p_fkey", "FK CONSTRAINT",
+                  "ALTER TABLE shop.c\n    ADD CONSTRAINT c_p_fkey FOREIGN KEY (p, at) REFERENCES shop.parted(id, at);" },
+                { "c c_mv_fkey", "FK CONSTRAINT",
+                  "ALTER TABLE ONLY shop.c\n    ADD CONSTRAINT c_mv_fkey FOREIGN KEY (m) REFERENCES shop.other(id);" },
+                { "b tr", "TRIGGER", "CREATE TRIGGER tr AFTER INSERT ON shop.b FOR EACH ROW EXECUTE FUNCTION f();" },
+        };
+        _cleanup_free_ char *post = post_script(blocks, LB_ARRAY_SIZE(blocks));
+        LbPgSqlScript sc;
+        CHECK_OK(lb_pg_sql_split(post, strlen(post), &sc));
+        CHECK_EQ_INT(sc.n_blocks, LB_ARRAY_SIZE(blocks));
+
+        LbPgSchedule s;
+        CHECK_OK(lb_pg_schedule_new(&l, post, strlen(post), &sc, NULL, true, false, &s));
+        check_dag(&s);
+        size_t copy[3];
+        for (size_t t = 0; t < 3; t++) {
+                copy[t] = find_item(&s, LB_PG_ITEM_COPY, t);
+                CHECK(copy[t] != SIZE_MAX && s.items[copy[t]].n_deps == 0 && s.items[copy[t]].rel[0] == t);
+        }
+        CHECK(find_item(&s, LB_PG_ITEM_SEQUENCES, 0) != SIZE_MAX && find_item(&s, LB_PG_ITEM_LOS, 0) == SIZE_MAX);
+        size_t barrier = find_item(&s, LB_PG_ITEM_BARRIER, 0);
+        CHECK(barrier != SIZE_MAX && s.items[barrier].n_deps == 3);
+        /* Larger tables first. */
+        CHECK(s.items[copy[0]].priority > s.items[copy[1]].priority);
+        CHECK(s.items[copy[1]].priority > s.items[copy[2]].priority);
+
+        /* Builds wait for their table's rows; one on a relation without
+         * rows (a materialized view) for every table's. */
+        size_t pk = find_item(&s, LB_PG_ITEM_BUILD, 0), bx = find_item(&s, LB_PG_ITEM_BUILD, 1);
+        size_t by = find_item(&s, LB_PG_ITEM_BUILD, 2), mv = find_item(&s, LB_PG_ITEM_BUILD, 3);
+        CHECK(pk != SIZE_MAX && bx != SIZE_MAX && by != SIZE_MAX && mv != SIZE_MAX);
+        CHECK(s.items[pk].n_deps == 1 && has_dep(&s, pk, copy[0]) && s.items[pk].rel[0] == 0 && !s.items[pk].shared);
+        CHECK(s.items[bx].n_deps == 1 && has_dep(&s, bx, copy[1]) && s.items[bx].shared);
+        CHECK(s.items[mv].n_deps == 1 && has_dep(&s, mv, barrier) && s.items[mv].rel[0] >= 3 &&
+              s.items[mv].rel[0] != LB_PG_NO_REL);
+
+        /* A foreign key between tables with rows waits for both tables'
+         * rows and builds, and locks both; a self-reference locks one. */
+        size_t fk = find_item(&s, LB_PG_ITEM_FK, 4), self = find_item(&s, LB_PG_ITEM_FK, 5);
+        CHECK(fk != SIZE_MAX && self != SIZE_MAX);
+        CHECK(has_dep(&s, fk, copy[0]) && has_dep(&s, fk, copy[1]) && has_dep(&s, fk, pk) && has_dep(&s, fk, bx) &&
+              has_dep(&s, fk, by));
+        CHECK((s.items[fk].rel[0] == 1 && s.items[fk].rel[1] == 0));
+        CHECK(has_dep(&s, self, copy[0]) && has_dep(&s, self, pk) && s.items[self].rel[1] == LB_PG_NO_REL);
+        /* Not "ALTER TABLE ONLY", or a referenced table without rows: left
+         * for the final script, like the trigger. */
+        CHECK(find_item(&s, LB_PG_ITEM_FK, 6) == SIZE_MAX && find_item(&s, LB_PG_ITEM_FK, 7) == SIZE_MAX);
+        const bool rest[] = { false, false, false, false, false, false, true, true, true };
+        for (size_t i = 0; i < LB_ARRAY_SIZE(rest); i++)
+                CHECK(s.rest[i] == rest[i]);
+
+        /* ANALYZE after the table's own builds, at the lowest priority. */
+        for (size_t t = 0; t < 3; t++) {
+                size_t an = find_item(&s, LB_PG_ITEM_ANALYZE, t);
+                CHECK(an != SIZE_MAX && s.analyzed[t] && has_dep(&s, an, copy[t]));
+                CHECK(s.items[an].priority < s.items[copy[2]].priority);
+        }
+        CHECK(has_dep(&s, find_item(&s, LB_PG_ITEM_ANALYZE, 1), bx) && has_dep(&s, find_item(&s, LB_PG_ITEM_ANALYZE, 1), by));
+        lb_pg_schedule_clear(&s);
+
+        /* Tables the caller names (inheritance parents) are analyzed at the end. */
+        bool no_analyze[3] = { false, true, false };
+        CHECK_OK(lb_pg_schedule_new(&l, post, strlen(post), &sc, no_analyze, false, true, &s));
+        check_dag(&s);
+        CHECK(find_item(&s, LB_PG_ITEM_ANALYZE, 1) == SIZE_MAX && !s.analyzed[1] && s.analyzed[0]);
+        CHECK(find_item(&s, LB_PG_ITEM_SEQUENCES, 0) == SIZE_MAX && find_item(&s, LB_PG_ITEM_LOS, 0) != SIZE_MAX);
+        lb_pg_schedule_clear(&s);
+        lb_pg_sql_script_clear(&sc);
+
+        /* Extended statistics (created by the final script): no early ANALYZE. */
+        const char *const stats[][3] = {
+                A_PKEY, B_X, B_A_FKEY,
+                { "a_st", "STATISTICS", "CREATE STATISTICS shop.a_st ON x, y FROM shop.a;" },
+        };
+        _cleanup_free_ char *post2 = post_script(stats, LB_ARRAY_SIZE(stats));
+        CHECK_OK(lb_pg_sql_split(post2, strlen(post2), &sc));
+        CHECK_OK(lb_pg_schedule_new(&l, post2, strlen(post2), &sc, NULL, false, false, &s));
+        for (size_t t = 0; t < 3; t++)
+                CHECK(find_item(&s, LB_PG_ITEM_ANALYZE, t) == SIZE_MAX && !s.analyzed[t]);
+        CHECK(find_item(&s, LB_PG_ITEM_FK, 2) != SIZE_MAX && s.rest[3]);
+        lb_pg_schedule_clear(&s);
+        lb_pg_sql_script_clear(&sc);
+
+        /* An index whose relation cannot be read: it waits for every table,
+         * and no foreign key or ANALYZE runs early (the index might be the
+         * one a foreign key needs). */
+        const char *const odd[][3] = {
+                A_PKEY, B_A_FKEY,
+                { "odd", "INDEX", "CREATE INDEX odd ON a USING btree (x);" },
+        };
+        _cleanup_free_ char *post3 = post_script(odd, LB_ARRAY_SIZE(odd));
+        CHECK_OK(lb_pg_sql_split(post3, strlen(post3), &sc));
+        CHECK_OK(lb_pg_schedule_new(&l, post3, strlen(post3), &sc, NULL, false, false, &s));
+        check_dag(&s);
+        size_t o = find_item(&s, LB_PG_ITEM_BUILD, 2);
+        CHECK(o != SIZE_MAX && has_dep(&s, o, find_item(&s, LB_PG_ITEM_BARRIER, 0)) && s.items[o].rel[0] == LB_PG_NO_REL);
+        CHECK(find_item(&s, LB_PG_ITEM_FK, 1) == SIZE_MAX && s.rest[1] && !s.rest[0] && !s.rest[2]);
+        CHECK(find_item(&s, LB_PG_ITEM_ANALYZE, 0) == SIZE_MAX);
+        lb_pg_schedule_clear(&s);
+        lb_pg_sql_script_clear(&sc);
+}
+
 int main(void) {
         CHECK_OK(lb_crypto_init());
         RUN(test_split);
         RUN(test_idents);
         RUN(test_rename_database);
         RUN(test_statements);
+        RUN(test_block_target);
+        RUN(test_schedule);
 
         char *base = mkdtemp(tmpl);
         CHECK(base);

@@ -15,7 +15,9 @@
 -- keys, large objects, comments, grants to extra roles, an object owned by
 -- another role, an unlogged table, an empty table, a table name needing
 -- quotes, row-level security policy, check constraints, indexes (partial,
--- expression), database-level settings and comment.
+-- expression), foreign keys in a cycle, to themselves, to a unique index
+-- and to a partitioned table, extended statistics, database-level settings
+-- and comment.
 
 SET client_encoding = 'UTF8';
 SET standard_conforming_strings = on;
@@ -271,6 +273,25 @@ COMMENT ON LARGE OBJECT 424242 IS 'a greeting';
 GRANT SELECT ON LARGE OBJECT 424243 TO lb_reader;
 CREATE TABLE shop.covers (issue_id integer PRIMARY KEY REFERENCES shop.issues, image oid);
 INSERT INTO shop.covers VALUES (1, 424243), (2, 424245);
+
+-- Foreign keys a parallel restore must order: a cycle between two tables,
+-- a self-reference, one to a unique index (not a constraint), one to a
+-- partitioned table; extended statistics (ANALYZE must come after them).
+CREATE TABLE shop.staff (id integer PRIMARY KEY, boss_id integer REFERENCES shop.staff, desk_id integer);
+CREATE TABLE shop.desks (id integer PRIMARY KEY, owner_id integer REFERENCES shop.staff);
+ALTER TABLE shop.staff ADD FOREIGN KEY (desk_id) REFERENCES shop.desks;
+INSERT INTO shop.staff SELECT n, CASE WHEN n > 1 THEN n / 2 END, NULL FROM generate_series(1, 50) AS n;
+INSERT INTO shop.desks SELECT n, n FROM generate_series(1, 50) AS n;
+UPDATE shop.staff SET desk_id = id WHERE id % 3 = 0;
+CREATE TABLE shop.codes (code text NOT NULL, label text);
+CREATE UNIQUE INDEX codes_code ON shop.codes (code);
+INSERT INTO shop.codes SELECT 'c' || n, 'code ' || n FROM generate_series(1, 30) AS n;
+CREATE TABLE shop.code_uses (id integer PRIMARY KEY, code text REFERENCES shop.codes (code));
+INSERT INTO shop.code_uses SELECT n, 'c' || (1 + n % 30) FROM generate_series(1, 90) AS n;
+CREATE TABLE shop.event_notes (event_id bigint, event_at timestamptz, note text,
+        FOREIGN KEY (event_id, event_at) REFERENCES shop.events);
+INSERT INTO shop.event_notes SELECT id, at, 'note ' || id FROM shop.events WHERE id % 7 = 0;
+CREATE STATISTICS shop.orders_status_customer (ndistinct, dependencies) ON status, customer_id FROM shop.orders;
 
 -- Grants, ownership and row-level security.
 GRANT SELECT ON ALL TABLES IN SCHEMA shop TO lb_reader;
