@@ -222,10 +222,12 @@ void cli_progress_set_items(CliProgress *p, uint64_t done, uint64_t total, const
         pthread_mutex_unlock(&p->lock);
 }
 
-void cli_progress_update(CliProgress *p, uint64_t bytes_done, const char *current) {
+static void update(CliProgress *p, uint64_t bytes_done, const char *current, bool now) {
         if (!p)
                 return;
         pthread_mutex_lock(&p->lock);
+        if (now)
+                p->last_ns = INT64_MIN / 2;
         p->done = bytes_done;
         if (current) {
                 /* Control characters in a file name would wreck the line. */
@@ -236,4 +238,12 @@ void cli_progress_update(CliProgress *p, uint64_t bytes_done, const char *curren
         }
         maybe_show(p);
         pthread_mutex_unlock(&p->lock);
+}
+
+void cli_progress_update(CliProgress *p, uint64_t bytes_done, const char *current) {
+        update(p, bytes_done, current, false);
+}
+
+void cli_progress_update_now(CliProgress *p, uint64_t bytes_done, const char *current) {
+        update(p, bytes_done, current, true);
 }

@@ -47,6 +47,10 @@ void cli_progress_set_items(CliProgress *p, uint64_t done, uint64_t total, const
 /* Bytes done so far (absolute) and the current file, table or pack (NULL:
  * keep the previous one). The string is copied. */
 void cli_progress_update(CliProgress *p, uint64_t bytes_done, const char *current);
+/* The same, shown now whatever the rate limit: for the start of a step
+ * that may take long with no update (an index build), so the line names
+ * it rather than whatever came before. */
+void cli_progress_update_now(CliProgress *p, uint64_t bytes_done, const char *current);
 /* Erases the line (before a message on stderr); the next update redraws it. */
 void cli_progress_clear(CliProgress *p);
 /* Erases the line of the active reporter, if any. */

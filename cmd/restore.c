@@ -78,7 +78,10 @@ static void db_progress(void *userdata, const LbPgRestoreProgress *pr) {
         DbPrint *p = userdata;
         cli_progress_set_total(p->progress, pr->bytes_total);
         cli_progress_set_items(p->progress, pr->tables_done, pr->tables_total, "tables");
-        cli_progress_update(p->progress, pr->bytes_done, pr->item);
+        if (pr->step)
+                cli_progress_update_now(p->progress, pr->bytes_done, pr->item);
+        else
+                cli_progress_update(p->progress, pr->bytes_done, pr->item);
 }
 
 static void db_warn(void *userdata, const char *message) {

@@ -63,6 +63,7 @@ typedef struct Restore {
 } Restore;
 
 static int fail(Restore *R, int k, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void progress_step(Restore *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sets the error message unless one is set: the first failure is the
  * one reported. Called from the loader threads too; never with R->lock
  * held. */
@@ -1112,6 +1113,7 @@ static int analyze_one(Restore *R, PGconn *c, size_t i, void *userdata) {
         _cleanup_free_ char *sql = lb_strdup_printf("ANALYZE %s", l->v[i]);
         if (!sql)
                 return -ENOMEM;
+        progress_step(R, "%s", sql);
         return exec(R, c, "ANALYZE", sql, NULL);
 }
 
@@ -1299,9 +1301,39 @@ static int run_fk(Restore *R, PGconn *c, const LbPgSqlBlock *b) {
         return k;
 }
 
+/* Progress after the table data: the step a connection starts (an index
+ * build, a foreign key check, an ANALYZE), so the line names what the
+ * restore waits for rather than the last table loaded. */
+static void progress_step(Restore *R, const char *fmt, ...) {
+        if (!R->o->progress)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        _cleanup_free_ char *item = lb_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        if (!item)
+                return;
+        pthread_mutex_lock(&R->lock);
+        R->progress.item = item;
+        R->progress.step = true;
+        R->o->progress(R->o->userdata, &R->progress);
+        R->progress.item = NULL;
+        R->progress.step = false;
+        pthread_mutex_unlock(&R->lock);
+}
+
+static void progress_block(Restore *R, const LbPgSqlBlock *b) {
+        progress_step(R, "%s %s%s%s", b->type ? b->type : "post-data", b->schema && *b->schema ? b->schema : "",
+                      b->schema && *b->schema ? "." : "", b->name ? b->name : "");
+}
+
 static int run_item(Runner *x, PGconn *c, size_t i) {
         Restore *R = x->R;
         const LbPgItem *it = &x->s->items[i];
+        if (it->kind == LB_PG_ITEM_BUILD || it->kind == LB_PG_ITEM_FK)
+                progress_block(R, &R->post_script.blocks[it->block]);
+        else if (it->kind == LB_PG_ITEM_ANALYZE)
+                progress_step(R, "ANALYZE %s", x->copies[it->table].display);
         switch (it->kind) {
         case LB_PG_ITEM_COPY:
                 return copy_table(R, c, it->table, x->copies);

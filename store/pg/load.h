@@ -79,12 +79,14 @@ typedef struct LbPgRestoreTable {
         int64_t duration_ns;
 } LbPgRestoreTable;
 
-/* Progress of a restore's table data. */
+/* Progress of a restore: its table data, then each step after it. */
 typedef struct LbPgRestoreProgress {
         const char *item;             /* "schema.table" being loaded (borrowed for the call) */
         uint64_t bytes_done;          /* COPY data sent so far, all tables */
         uint64_t bytes_total;         /* of the tables being restored */
         uint64_t tables_done, tables_total;
+        bool step;                    /* item is a step after the data (index build,
+                                       * foreign key, ANALYZE) that starts now */
 } LbPgRestoreProgress;
 
 typedef struct LbPgRestoreOptions {
@@ -125,9 +127,9 @@ typedef struct LbPgRestoreOptions {
          * borrowed for the call. */
         void (*warn)(void *userdata, const char *message);
         void (*table_done)(void *userdata, const LbPgRestoreTable *t);
-        /* Progress of the table data (may be NULL): called for every chunk
-         * sent to the server, never concurrently; rate-limit in the
-         * callback. */
+        /* Progress (may be NULL): called for every chunk of table data
+         * sent to the server and at the start of every step after it (with
+         * step set), never concurrently; rate-limit in the callback. */
         void (*progress)(void *userdata, const LbPgRestoreProgress *p);
         void *userdata;
 } LbPgRestoreOptions;

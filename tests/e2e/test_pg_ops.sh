@@ -104,6 +104,11 @@ pat = re.compile(r"^\[\d+/\d+ tables\] [\d.]+ (B|KiB|MiB) of [\d.]+ (KiB|MiB) \(
 good = [l for l in lines if (m := pat.search(l)) and m.group(5) in tables]
 assert good, f"no line '[I/N tables] X of Y (N%), R/s, ETA T  TABLE': {lines[:5]} in {t[:600]!r}"
 # Each table's line on stdout starts a line of its own: the progress line is erased first.
+# After the data, the line names each step that starts (an index build, a
+# foreign key check, an ANALYZE) rather than freezing on the last table.
+steps = [l for l in lines if re.search(r"  (INDEX|CONSTRAINT|FK CONSTRAINT|ANALYZE) \S.*$", l)]
+assert any("ANALYZE " in l for l in steps) and any("ANALYZE " not in l for l in steps), \
+    f"no index build and ANALYZE steps in the progress lines: {lines[-8:]}"
 assert re.search(r"\x1b\[K  bulk\.ledger: 60000 rows", t), f"table line not after an erased line: {t[-800:]!r}"
 print(f"# {len(good)} lines, e.g. 'restore: {good[len(good) // 2]}'")
 EOF
@@ -134,6 +139,7 @@ for s in status:
 assert any(f in tables for s in status for f in s["current_files"]), f"no table as the current item: {status[:3]}"
 dones = [s["bytes_done"] for s in status]
 assert dones == sorted(dones), f"bytes_done goes backwards: {dones}"
+assert any(f.startswith("ANALYZE ") for s in status for f in s["current_files"]), f"no ANALYZE step: {status[-3:]}"
 assert docs[-1]["message_type"] == "summary" and docs[-1]["rows_restored"] > 60000, docs[-1]
 assert len(docs) == len(status) + 1, "something else than status lines and one summary"
 EOF
