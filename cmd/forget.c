@@ -312,15 +312,21 @@ static int remove_planned(LbRepo *r, const Plan *p) {
         for (size_t i = 0; i < p->n; i++) {
                 if (!p->remove[i])
                         continue;
-                int k = lb_repo_snapshot_remove(r, &p->snaps[i]->id);
+                /* Durable all at once below, before prune may run. */
+                int k = lb_repo_remove_nosync(r, LB_OBJ_SNAPSHOT, &p->snaps[i]->id);
                 if (k < 0 && k != -ENOENT) { /* ENOENT: another forget removed it meanwhile */
                         char id[2 * LB_ID_SIZE + 1];
                         lb_id_hex(&p->snaps[i]->id, id);
+                        int k2 = lb_repo_sync_removals(r, LB_OBJ_SNAPSHOT);
+                        (void) k2; /* the removal already failed: report that */
                         return cli_fail(k, "remove snapshot %s (%zu of the %zu snapshots to remove were removed before "
                                         "it; run forget again)", id, done, p->n_remove);
                 }
                 done++;
         }
+        int k = lb_repo_sync_removals(r, LB_OBJ_SNAPSHOT);
+        if (k < 0)
+                return cli_fail(k, "make the removal of %zu snapshots durable (run forget again)", done);
         return 0;
 }
 

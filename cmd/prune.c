@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <inttypes.h>
+#include <malloc.h>
 
 #include "cmd/common.h"
 #include "cmd/progress.h"
@@ -121,6 +122,12 @@ int cli_prune(LbRepo *r, unsigned max_unused, bool dry_run, const LbId *ignore, 
         };
         LbPruneResult res;
         _cleanup_free_ char *error = NULL;
+        /* Prune's memory must stay bounded: buffers of a MiB or more (packs,
+         * index files) come straight from mmap and go back to the system
+         * when freed. By default glibc raises that threshold to the largest
+         * buffer freed so far, then keeps freed buffers in its heaps (one
+         * per thread) that the next ones do not always fit. */
+        (void) mallopt(M_MMAP_THRESHOLD, 1 << 20);
         CliProgress *pr = cli_progress_new("prune");
         if (pr) {
                 o.progress = prune_progress;

@@ -26,6 +26,8 @@
 
 #include "store/util.h"
 
+struct iovec;
+
 typedef enum LbObjType {
         LB_OBJ_CONFIG,    /* single object "config" */
         LB_OBJ_KEY,       /* keys/<name> */
@@ -72,6 +74,22 @@ struct LbBackend {
          * puts left in the pack, index and snapshot namespaces. Only safe
          * under the exclusive lock (prune). */
         int (*remove_temporaries)(LbBackend *b, unsigned *ret_removed);
+        /* Optional (NULL when remove is durable by itself, as on remotes):
+         * removes an object without waiting for the removal to be durable;
+         * sync then makes every such removal in namespace t durable. Many
+         * removals (forget, prune) cost one directory sync instead of one
+         * each. */
+        int (*remove_nosync)(LbBackend *b, LbObjType t, const char *name);
+        int (*sync)(LbBackend *b, LbObjType t);
+        /* Optional: put of an object given in pieces (its bytes are their
+         * concatenation), so a caller need not copy them together. */
+        int (*put_iov)(LbBackend *b, LbObjType t, const char *name, const struct iovec *iov, size_t n);
+        /* Optional (local backends): maps a whole object read-only, for a
+         * reader that would otherwise copy all of it to use a part; *ret
+         * stays valid until unmap, even if the object is removed meanwhile.
+         * Errors as get. */
+        int (*map)(LbBackend *b, LbObjType t, const char *name, const uint8_t **ret, size_t *ret_len);
+        void (*unmap)(LbBackend *b, const uint8_t *p, size_t len);
 };
 
 /* Opens a backend for a location string. Plain paths (and "dir:PATH")

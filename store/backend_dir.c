@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "store/backend.h"
 
@@ -30,6 +32,9 @@ typedef struct DirBackend {
         CachedFd fds[FD_CACHE];
         uint64_t clock;
         uint8_t shard_synced[256 / 8];   /* packs/<xx>/ known durable in packs/ */
+        /* Directories with removals not yet synced (remove_nosync). */
+        uint8_t shard_unsynced[256 / 8];
+        uint32_t types_unsynced;         /* bit per LbObjType but packs */
 } DirBackend;
 
 static const char *const top_dirs[] = { "keys", "packs", "index", "snapshots", "locks", "events" };
@@ -92,7 +97,7 @@ static int dir_exists(LbBackend *b) {
         return 0;
 }
 
-static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, size_t n) {
+static int dir_put_iov(LbBackend *b, LbObjType t, const char *name, const struct iovec *iov, size_t n) {
         DirBackend *d = (DirBackend *) b;
         if (t != LB_OBJ_CONFIG && !name_ok(name))
                 return -EINVAL;
@@ -123,7 +128,12 @@ static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, s
         }
         if (t == LB_OBJ_EVENT && mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return -errno;   /* repositories made before events existed */
-        return lb_write_file_atomic(dir, t == LB_OBJ_CONFIG ? "config" : name, p, n, 0600);
+        return lb_write_file_atomic_iov(dir, t == LB_OBJ_CONFIG ? "config" : name, iov, n, 0600);
+}
+
+static int dir_put(LbBackend *b, LbObjType t, const char *name, const void *p, size_t n) {
+        struct iovec one = { (void *) p, n };
+        return dir_put_iov(b, t, name, &one, 1);
 }
 
 /* Opens (or finds) an object for reading. For packs the fd comes from the
@@ -232,6 +242,41 @@ static int dir_get(LbBackend *b, LbObjType t, const char *name, uint64_t off, si
         return r;
 }
 
+static int dir_map(LbBackend *b, LbObjType t, const char *name, const uint8_t **ret, size_t *ret_len) {
+        DirBackend *d = (DirBackend *) b;
+        if (t != LB_OBJ_CONFIG && !name_ok(name))
+                return -EINVAL;
+        _cleanup_free_ char *path = obj_path(d, t, name);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size == 0) {
+                *ret = (const uint8_t *) "";
+                *ret_len = 0;
+                return 0;
+        }
+        if ((uint64_t) st.st_size > SIZE_MAX)
+                return -EFBIG;
+        /* Objects never change once written, so the mapping cannot shrink
+         * under the reader. */
+        void *m = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+                return -errno;
+        *ret = m;
+        *ret_len = (size_t) st.st_size;
+        return 0;
+}
+
+static void dir_unmap(LbBackend *b, const uint8_t *p, size_t len) {
+        if (len > 0)
+                munmap((void *) p, len);
+}
+
 static int dir_stat(LbBackend *b, LbObjType t, const char *name, uint64_t *ret_size) {
         DirBackend *d = (DirBackend *) b;
         if (t != LB_OBJ_CONFIG && !name_ok(name))
@@ -302,8 +347,7 @@ static int dir_list(LbBackend *b, LbObjType t, LbListFn fn, void *userdata) {
         return r;
 }
 
-static int dir_remove(LbBackend *b, LbObjType t, const char *name) {
-        DirBackend *d = (DirBackend *) b;
+static int remove_object(DirBackend *d, LbObjType t, const char *name, bool sync) {
         if (t != LB_OBJ_CONFIG && !name_ok(name))
                 return -EINVAL;
         _cleanup_free_ char *path = obj_path(d, t, name);
@@ -314,7 +358,63 @@ static int dir_remove(LbBackend *b, LbObjType t, const char *name) {
                 fd_forget(d, name);
         if (unlink(path) < 0)
                 return -errno;
-        return lb_fsync_dir(dir);
+        int hi = t == LB_OBJ_PACK ? lb_hex_digit(name[0]) : 0, lo = hi >= 0 && t == LB_OBJ_PACK ? lb_hex_digit(name[1]) : 0;
+        if (sync || hi < 0 || lo < 0)
+                return lb_fsync_dir(dir);
+        pthread_mutex_lock(&d->lock);
+        if (t == LB_OBJ_PACK) {
+                unsigned shard = (unsigned) (hi * 16 + lo);
+                d->shard_unsynced[shard / 8] |= (uint8_t) (1u << (shard % 8));
+        } else
+                d->types_unsynced |= 1u << t;
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+}
+
+static int dir_remove(LbBackend *b, LbObjType t, const char *name) {
+        return remove_object((DirBackend *) b, t, name, true);
+}
+
+static int dir_remove_nosync(LbBackend *b, LbObjType t, const char *name) {
+        return remove_object((DirBackend *) b, t, name, false);
+}
+
+/* Takes the "unsynced" mark of one directory: true if it had one. */
+static bool take_unsynced(DirBackend *d, LbObjType t, unsigned shard) {
+        pthread_mutex_lock(&d->lock);
+        bool dirty;
+        if (t == LB_OBJ_PACK) {
+                dirty = d->shard_unsynced[shard / 8] & (1u << (shard % 8));
+                d->shard_unsynced[shard / 8] &= (uint8_t) ~(1u << (shard % 8));
+        } else {
+                dirty = d->types_unsynced & (1u << t);
+                d->types_unsynced &= ~(1u << t);
+        }
+        pthread_mutex_unlock(&d->lock);
+        return dirty;
+}
+
+static int dir_sync(LbBackend *b, LbObjType t) {
+        DirBackend *d = (DirBackend *) b;
+        for (unsigned shard = 0; shard < (t == LB_OBJ_PACK ? 256u : 1u); shard++) {
+                if (!take_unsynced(d, t, shard))
+                        continue;
+                char name[3];
+                snprintf(name, sizeof name, "%02x", shard);
+                _cleanup_free_ char *dir = obj_dir(d, t, name);
+                int r = dir ? lb_fsync_dir(dir) : -ENOMEM;
+                if (r < 0) {
+                        /* Still to be done: keep the mark for the next sync. */
+                        pthread_mutex_lock(&d->lock);
+                        if (t == LB_OBJ_PACK)
+                                d->shard_unsynced[shard / 8] |= (uint8_t) (1u << (shard % 8));
+                        else
+                                d->types_unsynced |= 1u << t;
+                        pthread_mutex_unlock(&d->lock);
+                        return r;
+                }
+        }
+        return 0;
 }
 
 /* Unlinks the ".tmp-*" files of one directory (atomic puts that crashed). */
@@ -393,6 +493,11 @@ int lb_backend_dir_open(const char *path, LbBackend **ret) {
                 .local_dir = dir_local_dir,
                 .free = dir_free,
                 .remove_temporaries = dir_remove_temporaries,
+                .remove_nosync = dir_remove_nosync,
+                .sync = dir_sync,
+                .put_iov = dir_put_iov,
+                .map = dir_map,
+                .unmap = dir_unmap,
         };
         pthread_mutex_init(&d->lock, NULL);
         for (int i = 0; i < FD_CACHE; i++)

@@ -43,6 +43,40 @@ uint32_t lb_random_uniform(uint32_t upper) {
         return randombytes_uniform(upper);
 }
 
+void lb_rng_init(LbRng *g) {
+        randombytes_buf(g->key, sizeof g->key);
+        g->block = 0;
+        g->pos = sizeof g->buf;
+}
+
+static uint32_t rng_next32(LbRng *g) {
+        if (g->pos + 4 > sizeof g->buf) {
+                uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
+                lb_put_le64(nonce, g->block++);
+                crypto_stream_chacha20(g->buf, sizeof g->buf, nonce, g->key);
+                g->pos = 0;
+        }
+        uint32_t v = lb_get_le32(g->buf + g->pos);
+        g->pos += 4;
+        return v;
+}
+
+uint32_t lb_rng_uniform(LbRng *g, uint32_t upper) {
+        if (upper < 2)
+                return 0;
+        /* As randombytes_uniform: reject the low 2^32 mod upper values. */
+        uint32_t min = (1u + ~upper) % upper;
+        uint32_t r;
+        do
+                r = rng_next32(g);
+        while (r < min);
+        return r % upper;
+}
+
+void lb_rng_wipe(LbRng *g) {
+        sodium_memzero(g, sizeof *g);
+}
+
 void lb_chunk_id(const LbKeys *k, const void *p, size_t n, LbId *ret) {
         crypto_generichash(ret->b, LB_ID_SIZE, p, n, k->id_key, LB_KEY_SIZE);
 }
@@ -77,6 +111,16 @@ int lb_unseal(const uint8_t key[LB_KEY_SIZE], const void *ad, size_t ad_len, con
                 return -EBADMSG;
         if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, NULL, NULL, in + LB_NONCE_SIZE, n - LB_NONCE_SIZE, ad,
                                                        ad_len, in, key) != 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int lb_unseal_verify(const uint8_t key[LB_KEY_SIZE], const void *ad, size_t ad_len, const uint8_t *in, size_t n) {
+        if (n < LB_SEAL_OVERHEAD)
+                return -EBADMSG;
+        /* With no message buffer libsodium computes and compares the tag only. */
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(NULL, NULL, in + LB_NONCE_SIZE, n - LB_SEAL_OVERHEAD,
+                                                                in + n - LB_TAG_SIZE, ad, ad_len, in, key) != 0)
                 return -EBADMSG;
         return 0;
 }

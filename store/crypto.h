@@ -33,8 +33,23 @@ void lb_keys_derive(LbKeys *k, const uint8_t master[LB_KEY_SIZE]);
 void lb_keys_wipe(LbKeys *k);
 
 void lb_random(void *p, size_t n);
-/* Uniform integer in [0, upper). */
+/* Uniform integer in [0, upper). One system call per number: for many
+ * numbers at once (shuffles), use an LbRng. */
 uint32_t lb_random_uniform(uint32_t upper);
+
+/* A stream of random numbers for one task (a pack's shuffle): ChaCha20
+ * keyed once from the system's generator, so a million draws cost no
+ * system call each. Not for keys or nonces. Wipe when done. */
+typedef struct LbRng {
+        uint8_t key[LB_KEY_SIZE];
+        uint64_t block;         /* nonce of the next refill */
+        uint8_t buf[256];
+        size_t pos;             /* bytes of buf used */
+} LbRng;
+void lb_rng_init(LbRng *g);
+/* Uniform integer in [0, upper), upper > 0 (rejection sampling: no bias). */
+uint32_t lb_rng_uniform(LbRng *g, uint32_t upper);
+void lb_rng_wipe(LbRng *g);
 
 /* Chunk id: keyed BLAKE2b-256 of the raw bytes. */
 void lb_chunk_id(const LbKeys *k, const void *p, size_t n, LbId *ret);
@@ -50,10 +65,14 @@ void lb_hasher_final(LbHasher *h, LbId *ret);
 /* Keyed BLAKE2b-256 MAC. */
 void lb_mac(const uint8_t key[LB_KEY_SIZE], const void *p, size_t n, uint8_t out[32]);
 
-/* Seal: out (n + LB_SEAL_OVERHEAD bytes) = nonce || XChaCha20-Poly1305(key, ad, in). */
+/* Seal: out (n + LB_SEAL_OVERHEAD bytes) = nonce || XChaCha20-Poly1305(key, ad, in).
+ * in may be out + LB_NONCE_SIZE (sealing in place), else must not overlap out. */
 void lb_seal(const uint8_t key[LB_KEY_SIZE], const void *ad, size_t ad_len, const void *in, size_t n, uint8_t *out);
 /* Open: out (n - LB_SEAL_OVERHEAD bytes). -EBADMSG when too short or not authentic. */
 int lb_unseal(const uint8_t key[LB_KEY_SIZE], const void *ad, size_t ad_len, const uint8_t *in, size_t n, uint8_t *out) _warn_unused_;
+/* Checks a sealed object's tag without decrypting it (as lb_unseal, minus
+ * the plaintext): 0 when authentic, -EBADMSG when too short or not. */
+int lb_unseal_verify(const uint8_t key[LB_KEY_SIZE], const void *ad, size_t ad_len, const uint8_t *in, size_t n) _warn_unused_;
 /* Convenience: seal into a buffer (replacing its contents) / open into one. */
 int lb_seal_buf(const uint8_t key[LB_KEY_SIZE], const char *ad, const void *in, size_t n, LbBuf *out) _warn_unused_;
 int lb_unseal_buf(const uint8_t key[LB_KEY_SIZE], const char *ad, const uint8_t *in, size_t n, LbBuf *out) _warn_unused_;

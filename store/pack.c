@@ -8,6 +8,7 @@
 #include "store/pack.h"
 
 #include <pthread.h>
+#include <sys/uio.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -310,6 +311,17 @@ int lb_blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored,
         return r;
 }
 
+int lb_blob_verify(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len) {
+        int r = entry_check(e);
+        if (r < 0)
+                return r;
+        if (stored_len != e->stored_len)
+                return -EBADMSG;
+        uint8_t ad[LB_BLOB_AD_SIZE];
+        blob_ad(e, ad);
+        return lb_unseal_verify(k->data_key, ad, sizeof ad, stored, stored_len);
+}
+
 /* ---- pack writer -------------------------------------------------------- */
 
 struct LbPackWriter {
@@ -317,6 +329,11 @@ struct LbPackWriter {
         LbBuf blobs;            /* sealed blobs in insertion order */
         LbPackEntry *entries;   /* offset = position in blobs */
         size_t n, cap;
+        /* A finished pack: blobs in pack order, then tail. */
+        bool finished;
+        LbBuf tail;             /* sealed TOC and footer */
+        struct iovec *iov;
+        size_t iov_cap;
 };
 
 int lb_pack_writer_new(const LbKeys *k, LbPackWriter **ret) {
@@ -333,13 +350,15 @@ LbPackWriter *lb_pack_writer_free(LbPackWriter *w) {
                 return NULL;
         lb_keys_wipe(&w->keys);
         lb_buf_free(&w->blobs);
+        lb_buf_free(&w->tail);
         free(w->entries);
+        free(w->iov);
         free(w);
         return NULL;
 }
 
 int lb_pack_writer_add(LbPackWriter *w, const LbPackEntry *e, const void *stored, size_t stored_len) {
-        if (entry_check(e) < 0 || stored_len != e->stored_len)
+        if (entry_check(e) < 0 || stored_len != e->stored_len || w->finished)
                 return -EINVAL;
         if (w->n >= LB_PACK_MAX_ENTRIES)
                 return -E2BIG;
@@ -372,78 +391,113 @@ uint64_t lb_pack_writer_size(const LbPackWriter *w) {
         return w->blobs.len;
 }
 
-/* On success the writer is empty again and can build another pack. */
-int lb_pack_writer_finish(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n) {
+void lb_pack_writer_reset(LbPackWriter *w) {
+        lb_buf_clear(&w->blobs);
+        lb_buf_clear(&w->tail);
+        w->n = 0;
+        w->finished = false;
+}
+
+int lb_pack_writer_finish_iov(LbPackWriter *w, const struct iovec **ret_iov, size_t *ret_n_iov, uint64_t *ret_size,
+                              LbPackEntry **ret_entries, size_t *ret_n, uint32_t **ret_order) {
+        if (w->finished)
+                return -EINVAL;
         size_t n = w->n;
-        _cleanup_free_ size_t *perm = malloc(LB_MAX(n, (size_t) 1) * sizeof *perm);
+        _cleanup_free_ uint32_t *perm = malloc(LB_MAX(n, (size_t) 1) * sizeof *perm);
         _cleanup_free_ LbPackEntry *out_entries = malloc(LB_MAX(n, (size_t) 1) * sizeof *out_entries);
         if (!perm || !out_entries)
                 return -ENOMEM;
+        if (n + 1 > w->iov_cap) {
+                struct iovec *v = reallocarray(w->iov, n + 1, sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                w->iov = v;
+                w->iov_cap = n + 1;
+        }
 
         /* Fisher-Yates: perm is a uniformly random order of the blobs. */
         for (size_t i = 0; i < n; i++)
-                perm[i] = i;
+                perm[i] = (uint32_t) i;
+        LbRng rng;
+        lb_rng_init(&rng);
         for (size_t i = n; i > 1; i--) {
-                size_t j = lb_random_uniform((uint32_t) i);
-                size_t t = perm[i - 1];
+                size_t j = lb_rng_uniform(&rng, (uint32_t) i);
+                uint32_t t = perm[i - 1];
                 perm[i - 1] = perm[j];
                 perm[j] = t;
         }
+        lb_rng_wipe(&rng);
 
-        size_t toc_plain_len = 8 + n * LB_ENTRY_SIZE;
-        size_t toc_len = toc_plain_len + LB_SEAL_OVERHEAD;
-        _cleanup_buf_ LbBuf pack = {};
-        _cleanup_buf_ LbBuf toc = {};
-        int r = lb_buf_reserve(&pack, w->blobs.len + toc_len + LB_PACK_FOOTER_SIZE);
-        if (r < 0)
-                return r;
-        r = lb_buf_reserve(&toc, toc_plain_len);
-        if (r < 0)
-                return r;
-        r = lb_buf_append(&toc, LB_TOC_MAGIC, 4);
-        if (r < 0)
-                return r;
-        r = lb_buf_append_le32(&toc, (uint32_t) n);
-        if (r < 0)
-                return r;
-
+        uint64_t off = 0;
         for (size_t i = 0; i < n; i++) {
                 const LbPackEntry *src = &w->entries[perm[i]];
-                LbPackEntry *e = &out_entries[i];
-                *e = *src;
-                e->offset = pack.len;
-                r = lb_buf_append(&pack, w->blobs.data + src->offset, src->stored_len);
-                if (r < 0)
-                        return r;
-                uint8_t *p;
-                r = lb_buf_grow(&toc, LB_ENTRY_SIZE, &p);
-                if (r < 0)
-                        return r;
-                lb_entry_encode(e, p);
+                out_entries[i] = *src;
+                out_entries[i].offset = off;
+                w->iov[i] = (struct iovec) { w->blobs.data + src->offset, src->stored_len };
+                off += src->stored_len;
         }
 
+        /* The TOC is written where its ciphertext goes and sealed in place. */
+        size_t toc_plain_len = 8 + n * LB_ENTRY_SIZE;
+        size_t toc_len = toc_plain_len + LB_SEAL_OVERHEAD;
+        lb_buf_clear(&w->tail);
         uint8_t *p;
-        r = lb_buf_grow(&pack, toc_len, &p);
+        int r = lb_buf_grow(&w->tail, toc_len + LB_PACK_FOOTER_SIZE, &p);
         if (r < 0)
                 return r;
-        lb_seal(w->keys.meta_key, LB_TOC_AD, strlen(LB_TOC_AD), toc.data, toc.len, p);
-
-        r = lb_buf_grow(&pack, LB_PACK_FOOTER_SIZE, &p);
-        if (r < 0)
-                return r;
+        uint8_t *toc = p + LB_NONCE_SIZE;
+        memcpy(toc, LB_TOC_MAGIC, 4);
+        lb_put_le32(toc + 4, (uint32_t) n);
+        for (size_t i = 0; i < n; i++)
+                lb_entry_encode(&out_entries[i], toc + 8 + i * LB_ENTRY_SIZE);
+        lb_seal(w->keys.meta_key, LB_TOC_AD, strlen(LB_TOC_AD), toc, toc_plain_len, p);
+        p += toc_len;
         lb_put_le32(p, (uint32_t) toc_len);
         lb_put_le32(p + 4, LB_FORMAT_VERSION);
         memcpy(p + 8, LB_PACK_MAGIC, 8);
+        w->iov[n] = (struct iovec) { w->tail.data, w->tail.len };
 
-        lb_buf_free(ret_bytes);
-        *ret_bytes = pack;
-        pack = (LbBuf) {};
+        w->finished = true;
+        *ret_iov = w->iov;
+        *ret_n_iov = n + 1;
+        *ret_size = off + w->tail.len;
         *ret_entries = LB_TAKE_PTR(out_entries);
         *ret_n = n;
-
-        lb_buf_clear(&w->blobs);
-        w->n = 0;
+        if (ret_order)
+                *ret_order = LB_TAKE_PTR(perm);
         return 0;
+}
+
+/* On success the writer is empty again and can build another pack. */
+int lb_pack_writer_finish_ordered(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n,
+                                  uint32_t **ret_order) {
+        const struct iovec *iov;
+        size_t n_iov, n;
+        uint64_t size;
+        _cleanup_free_ LbPackEntry *entries = NULL;
+        _cleanup_free_ uint32_t *order = NULL;
+        int r = lb_pack_writer_finish_iov(w, &iov, &n_iov, &size, &entries, &n, &order);
+        if (r < 0)
+                return r;
+        /* Built in *ret_bytes, reusing its allocation. */
+        lb_buf_clear(ret_bytes);
+        r = lb_buf_reserve(ret_bytes, size);
+        for (size_t i = 0; r == 0 && i < n_iov; i++)
+                r = lb_buf_append(ret_bytes, iov[i].iov_base, iov[i].iov_len);
+        lb_pack_writer_reset(w);
+        if (r < 0) {
+                lb_buf_clear(ret_bytes);
+                return r;
+        }
+        *ret_entries = LB_TAKE_PTR(entries);
+        *ret_n = n;
+        if (ret_order)
+                *ret_order = LB_TAKE_PTR(order);
+        return 0;
+}
+
+int lb_pack_writer_finish(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n) {
+        return lb_pack_writer_finish_ordered(w, ret_bytes, ret_entries, ret_n, NULL);
 }
 
 /* ---- pack parsing ------------------------------------------------------- */

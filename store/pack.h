@@ -40,6 +40,11 @@ int lb_blob_encode(const LbKeys *k, uint8_t type, const LbId *id, const void *ra
 int lb_blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
                    LbBuf *out) _warn_unused_;
 
+/* Checks that stored is the sealed blob e describes (its AEAD tag over the
+ * id, type, codec and lengths), without decrypting or decompressing it:
+ * what moving the sealed bytes unchanged needs. -EBADMSG if not. */
+int lb_blob_verify(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len) _warn_unused_;
+
 /* Builds one pack in memory. Not thread-safe; callers serialize. */
 typedef struct LbPackWriter LbPackWriter;
 int lb_pack_writer_new(const LbKeys *k, LbPackWriter **ret) _warn_unused_;
@@ -51,6 +56,18 @@ uint64_t lb_pack_writer_size(const LbPackWriter *w);  /* bytes of blobs so far *
 /* Shuffles blobs, appends the sealed TOC and the footer. *ret_bytes gets the
  * whole pack, *ret_entries its entries with final offsets (caller frees). */
 int lb_pack_writer_finish(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n) _warn_unused_;
+/* The same; *ret_order[i] is the position (0 = first added) at which
+ * entry i was added (caller frees). */
+int lb_pack_writer_finish_ordered(LbPackWriter *w, LbBuf *ret_bytes, LbPackEntry **ret_entries, size_t *ret_n,
+                                  uint32_t **ret_order) _warn_unused_;
+/* The same without copying the blobs: the pack is the concatenation of
+ * *ret_iov (*ret_n_iov pieces, *ret_size bytes), borrowed from the writer
+ * and valid until lb_pack_writer_reset(), which empties the writer; no
+ * blob may be added before it. */
+struct iovec;
+int lb_pack_writer_finish_iov(LbPackWriter *w, const struct iovec **ret_iov, size_t *ret_n_iov, uint64_t *ret_size,
+                              LbPackEntry **ret_entries, size_t *ret_n, uint32_t **ret_order) _warn_unused_;
+void lb_pack_writer_reset(LbPackWriter *w);
 
 /* Parses the footer (the last LB_PACK_FOOTER_SIZE bytes of a pack of
  * pack_size bytes): the sealed TOC is at [pack_size - 16 - toc_len, pack_size - 16). */

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,8 @@ enum {
         MARK_OWNED = 1 << 3,       /* a pack copy was chosen as the live one */
 };
 #define MARK_FLAGS 0xfu
+/* Mark set lookups of a list of ids start this many ids ahead. */
+#define PREFETCH 8
 #define MARK_OWNER_SHIFT 4
 #define PACKS_MAX (UINT32_C(1) << (32 - MARK_OWNER_SHIFT))
 
@@ -42,9 +45,9 @@ typedef struct PackInfo {
         LbId id;
         uint64_t size;
         uint32_t blobs, live_blobs;
+        uint32_t second_copies;   /* live blobs it holds that another pack owns */
         uint64_t live_bytes, dead_bytes;   /* stored bytes of its entries */
         PackAction action;
-        bool accounted;       /* its entries were counted (it may be listed twice) */
         bool in_backend;
         bool copied;          /* repack wrote its live blobs elsewhere */
         uint32_t *files;      /* ordinals of the index files listing it */
@@ -55,6 +58,135 @@ typedef struct IndexFileInfo {
         LbId id;
         bool affected;        /* lists a pack being deleted: rewritten */
 } IndexFileInfo;
+
+/* ---- work ahead on the second core ---- */
+
+/* A worker thread that runs fn on the jobs the main thread submits, in
+ * order and at most AHEAD_DEPTH ahead; the main thread takes the results
+ * back in the same order. Reading and decoding (index files, chunk lists)
+ * then overlaps the main thread's work on the mark set, which only the
+ * main thread touches. */
+#define AHEAD_DEPTH 8
+
+typedef struct Ahead {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        void (*fn)(void *job, void *ud);
+        void *ud;
+        uint8_t *jobs;           /* AHEAD_DEPTH jobs of job_size bytes */
+        size_t job_size;
+        uint64_t head, submitted, done;
+        bool stop, started;
+        pthread_t thread;
+} Ahead;
+
+static void *ahead_main(void *ud) {
+        Ahead *a = ud;
+        pthread_mutex_lock(&a->lock);
+        for (;;) {
+                while (a->done == a->submitted && !a->stop)
+                        pthread_cond_wait(&a->cond, &a->lock);
+                if (a->stop)
+                        break;
+                void *job = a->jobs + (a->done % AHEAD_DEPTH) * a->job_size;
+                pthread_mutex_unlock(&a->lock);
+                a->fn(job, a->ud);
+                pthread_mutex_lock(&a->lock);
+                a->done++;
+                pthread_cond_broadcast(&a->cond);
+        }
+        pthread_mutex_unlock(&a->lock);
+        return NULL;
+}
+
+static int ahead_start(Ahead *a, size_t job_size, void (*fn)(void *job, void *ud), void *ud) {
+        *a = (Ahead) { .fn = fn, .ud = ud, .job_size = job_size };
+        a->jobs = calloc(AHEAD_DEPTH, job_size);
+        if (!a->jobs)
+                return -ENOMEM;
+        pthread_mutex_init(&a->lock, NULL);
+        pthread_cond_init(&a->cond, NULL);
+        int k = -pthread_create(&a->thread, NULL, ahead_main, a);
+        if (k < 0) {
+                pthread_cond_destroy(&a->cond);
+                pthread_mutex_destroy(&a->lock);
+                free(a->jobs);
+                a->jobs = NULL;
+                return k;
+        }
+        a->started = true;
+        return 0;
+}
+
+/* The slot to fill for the next job, or NULL when AHEAD_DEPTH are out. */
+static void *ahead_slot(Ahead *a) {
+        if (a->submitted - a->head == AHEAD_DEPTH)
+                return NULL;
+        return a->jobs + (a->submitted % AHEAD_DEPTH) * a->job_size;
+}
+
+static void ahead_submit(Ahead *a) {
+        pthread_mutex_lock(&a->lock);
+        a->submitted++;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+}
+
+/* The oldest job, done, or NULL when none is out; ahead_release frees it. */
+static void *ahead_take(Ahead *a) {
+        if (a->head == a->submitted)
+                return NULL;
+        pthread_mutex_lock(&a->lock);
+        while (a->done == a->head)
+                pthread_cond_wait(&a->cond, &a->lock);
+        pthread_mutex_unlock(&a->lock);
+        return a->jobs + (a->head % AHEAD_DEPTH) * a->job_size;
+}
+
+static void ahead_release(Ahead *a) {
+        a->head++;
+}
+
+/* Stops the worker; drop(job) frees what the jobs still out hold (done
+ * or not: a job not run is as the main thread filled it). */
+static void ahead_stop(Ahead *a, void (*drop)(void *job)) {
+        if (!a->started)
+                return;
+        pthread_mutex_lock(&a->lock);
+        a->stop = true;
+        pthread_cond_broadcast(&a->cond);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->thread, NULL);
+        for (; a->head < a->submitted; a->head++)
+                drop(a->jobs + (a->head % AHEAD_DEPTH) * a->job_size);
+        pthread_cond_destroy(&a->cond);
+        pthread_mutex_destroy(&a->lock);
+        free(a->jobs);
+        a->jobs = NULL;
+        a->started = false;
+}
+
+/* A tree or chunk list that an index file lists: mark reads them at these
+ * locations, so phase 1 never searches the local index (a lookup faults
+ * in pages all over it). */
+typedef struct MetaBlob {
+        LbPackEntry e;
+        uint32_t pack;        /* ordinal in Prune.packs */
+} MetaBlob;
+
+/* Pass A copies every index entry here (an unlinked temporary file next
+ * to the mark set), grouped by pack in the order of Prune.packs: pass B
+ * reads it back instead of opening and decoding every index file again,
+ * and the repack takes the entries of the blobs it copies from it. */
+typedef struct SpillRec {
+        uint8_t id[LB_ID_SIZE];
+        uint32_t pack;           /* ordinal in Prune.packs */
+        uint32_t offset;         /* packs are smaller than 4 GiB */
+        uint32_t stored_len, payload_len, raw_len;
+        uint8_t type, codec, reserved[2];
+} SpillRec;
+_Static_assert(sizeof(SpillRec) == 56, "spill record");
+#define SPILL_BUF 16384          /* records: 896 KiB */
 
 typedef struct Prune {
         LbRepo *r;
@@ -74,6 +206,17 @@ typedef struct Prune {
         IndexFileInfo *files;
         size_t n_files;
 
+        MetaBlob *meta;       /* trees and chunk lists of the index files, sorted */
+        size_t n_meta, cap_meta;
+
+        int spill_fd;         /* -1 when none */
+        SpillRec *spill;      /* SPILL_BUF records */
+        size_t n_spill;       /* buffered, not yet written */
+        uint64_t n_recs;      /* records written */
+        uint8_t *owned;       /* bit per record: the blob is owned there (pass B) */
+
+        Ahead lists;          /* reads chunk lists while the mark runs */
+        LbBuf repack_buf;     /* the repack worker's, for a whole pack */
         LbId *fresh;          /* ids first marked in phase 2 */
         size_t n_fresh;
         bool phase2;
@@ -225,29 +368,94 @@ static int mark_live(Prune *p, const LbId *id, uint32_t extra, uint32_t *ret_old
         return 0;
 }
 
+static int meta_cmp(const void *a, const void *b) {
+        return lb_id_cmp(&((const MetaBlob *) a)->e.id, &((const MetaBlob *) b)->e.id);
+}
+
+/* Reads a tree or chunk list where an index file of phase 1 says it is;
+ * a blob they do not list (a snapshot written since), or a copy that
+ * cannot be read there, through the local index. */
+static int read_meta_blob(Prune *p, const LbId *id, LbBuf *out) {
+        const MetaBlob key = { .e.id = *id };
+        const MetaBlob *m = lb_bsearch(&key, p->meta, p->n_meta, sizeof *p->meta, meta_cmp);
+        if (m) {
+                LbBlobLoc l = { .pack = p->packs[m->pack].id, .e = m->e };
+                int k = lb_repo_read_blob_at(p->r, &l, out);
+                if (k >= 0 || k == -ENOMEM)
+                        return k;
+                int k2 = lb_repo_read_blob(p->r, id, out);
+                return k2 == -ENOENT ? k : k2;
+        }
+        return lb_repo_read_blob(p->r, id, out);
+}
+
 static int mark_tree(Prune *p, const LbId *snap, const LbId *tree);
 
-static int mark_chunk_list(Prune *p, const LbId *snap, const LbId *list) {
-        uint32_t old;
-        int k = mark_live(p, list, MARK_LIST_WALKED, &old);
-        if (k < 0 || (old & MARK_LIST_WALKED))
-                return k;
+/* A chunk list read and decoded by the worker. */
+typedef struct ListJob {
+        LbId id;
+        LbContentRef *refs;
+        size_t n;
+        int error;
+} ListJob;
+
+static void list_job_run(void *job, void *ud) {
+        ListJob *j = job;
         _cleanup_buf_ LbBuf b = {};
-        LbContentRef *refs = NULL;
-        size_t n = 0;
-        k = lb_repo_read_blob(p->r, list, &b);
-        if (k == 0)
-                k = lb_chunklist_decode(b.data, b.len, &refs, &n);
+        j->refs = NULL;
+        j->n = 0;
+        j->error = read_meta_blob(ud, &j->id, &b);
+        if (j->error == 0)
+                j->error = lb_chunklist_decode(b.data, b.len, &j->refs, &j->n);
+}
+
+static void list_job_drop(void *job) {
+        ListJob *j = job;
+        free(j->refs);
+        j->refs = NULL;
+}
+
+static int mark_list_done(Prune *p, const LbId *snap, ListJob *j) {
+        int k = j->error;
         if (k < 0) {
                 char hs[2 * LB_ID_SIZE + 1], hl[2 * LB_ID_SIZE + 1];
                 lb_id_hex(snap, hs);
-                lb_id_hex(list, hl);
+                lb_id_hex(&j->id, hl);
                 return fail(p, k == -ENOENT ? -EBADMSG : k, "snapshot %.8s: chunk list %s cannot be read: %s; "
                             "nothing was deleted: run 'longbox check'", hs, hl, k == -ENOENT ? "not in the index" : strerror(-k));
         }
-        for (size_t i = 0; i < n && k >= 0; i++)
-                k = mark_live(p, &refs[i].id, 0, NULL);
-        free(refs);
+        for (size_t i = 0; i < j->n && k >= 0; i++) {
+                if (i + PREFETCH < j->n)
+                        lb_markset_prefetch(p->mark, &j->refs[i + PREFETCH].id);
+                k = mark_live(p, &j->refs[i].id, 0, NULL);
+        }
+        return k;
+}
+
+/* Marks a long file's chunk lists and their chunks: the worker reads and
+ * decodes the lists ahead while this thread marks. A list already walked
+ * (by another snapshot) is not read again. */
+static int mark_chunk_lists(Prune *p, const LbId *snap, const LbContentRef *lists, size_t n) {
+        size_t next = 0;
+        int k = 0;
+        for (;;) {
+                ListJob *j;
+                while (k >= 0 && next < n && (j = ahead_slot(&p->lists))) {
+                        uint32_t old;
+                        k = mark_live(p, &lists[next].id, MARK_LIST_WALKED, &old);
+                        if (k >= 0 && !(old & MARK_LIST_WALKED)) {
+                                *j = (ListJob) { .id = lists[next].id };
+                                ahead_submit(&p->lists);
+                        }
+                        next++;
+                }
+                if (k < 0 || !(j = ahead_take(&p->lists)))
+                        break;
+                k = mark_list_done(p, snap, j);
+                list_job_drop(j);
+                ahead_release(&p->lists);
+        }
+        /* On an error, what is still out is dropped when the worker stops. */
         return k;
 }
 
@@ -257,7 +465,12 @@ static int mark_tree(Prune *p, const LbId *snap, const LbId *tree) {
         if (k < 0 || (old & MARK_TREE_WALKED))
                 return k;
         _cleanup_tree_ LbTree *t = NULL;
-        k = lb_repo_load_tree(p->r, tree, &t);
+        {
+                _cleanup_buf_ LbBuf b = {};
+                k = read_meta_blob(p, tree, &b);
+                if (k >= 0)
+                        k = lb_tree_decode(b.data, b.len, &t);
+        }
         if (k < 0) {
                 char hs[2 * LB_ID_SIZE + 1], ht[2 * LB_ID_SIZE + 1];
                 lb_id_hex(snap, hs);
@@ -269,10 +482,11 @@ static int mark_tree(Prune *p, const LbId *snap, const LbId *tree) {
                 const LbNode *n = &t->nodes[i];
                 if (n->type == LB_NODE_DIR && n->has_subtree)
                         k = mark_tree(p, snap, &n->subtree);
+                else if (n->type == LB_NODE_FILE && n->indirect)
+                        k = mark_chunk_lists(p, snap, n->content, n->n_content);
                 else if (n->type == LB_NODE_FILE)
                         for (size_t j = 0; j < n->n_content && k >= 0; j++)
-                                k = n->indirect ? mark_chunk_list(p, snap, &n->content[j].id)
-                                                : mark_live(p, &n->content[j].id, 0, NULL);
+                                k = mark_live(p, &n->content[j].id, 0, NULL);
         }
         return k;
 }
@@ -320,12 +534,17 @@ static int id_cmp(const void *a, const void *b) {
         return lb_id_cmp(a, b);
 }
 
-/* Marks every snapshot; in phase 2 only those phase 1 did not see. */
-static int mark_snapshots(Prune *p) {
+/* Marks every snapshot of listed (listing them if NULL); in phase 2 only
+ * those phase 1 did not see. Frees the listing. */
+static int mark_snapshots(Prune *p, ListedIds *given) {
         /* Every snapshot file, so one that does not load stops prune
          * rather than letting it delete that snapshot's data. */
-        ListedIds listed;
-        int k = list_ids(p, LB_OBJ_SNAPSHOT, &listed);
+        ListedIds listed = {};
+        int k = 0;
+        if (given)
+                listed = *given;
+        else
+                k = list_ids(p, LB_OBJ_SNAPSHOT, &listed);
         if (k < 0)
                 return k;
         LbId *ids = calloc(listed.n + 1, sizeof *ids);
@@ -351,6 +570,9 @@ static int mark_snapshots(Prune *p) {
                 if (!lb_bsearch(&ids[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
                         todo++;
         info(p, "marking the blobs of %zu snapshot%s", todo, todo == 1 ? "" : "s");
+        k = todo ? ahead_start(&p->lists, sizeof(ListJob), list_job_run, p) : 0;
+        if (k < 0)
+                k = fail(p, k, "start a thread: %s", strerror(-k));
         for (size_t i = 0; i < n_ids && k >= 0; i++) {
                 if (lb_bsearch(&ids[i], p->snaps, p->n_snaps, sizeof *p->snaps, id_cmp))
                         continue;
@@ -371,6 +593,7 @@ static int mark_snapshots(Prune *p) {
                 lb_snapshot_free(s);
                 p->res.snapshots++;
         }
+        ahead_stop(&p->lists, list_job_drop);
         if (k >= 0) {
                 free(p->snaps);
                 p->snaps = LB_TAKE_PTR(ids);
@@ -382,18 +605,9 @@ static int mark_snapshots(Prune *p) {
 
 /* ---- accounting ---- */
 
-static int read_index_file(Prune *p, const LbId *id, LbIndexPack **ret, size_t *ret_n) {
-        int k = lb_repo_read_index_file(p->r, id, ret, ret_n);
-        if (k < 0) {
-                char hex[2 * LB_ID_SIZE + 1];
-                lb_id_hex(id, hex);
-                return fail(p, k, "read index file %s: %s; nothing was deleted: run 'longbox check'", hex,
-                            strerror(-k));
-        }
-        return 0;
-}
-
-static int account_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
+/* Pass A over the index files: the packs, which files list them, and
+ * where the trees and chunk lists are. */
+static int scan_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
         PackInfo *pi;
         int k = pack_add(p, &ip->pack_id, ip->pack_size, &pi);
         if (k < 0)
@@ -403,34 +617,69 @@ static int account_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
                 return -ENOMEM;
         pi->files = f;
         pi->files[pi->n_files++] = file;
-        if (pi->accounted)
+        if (pi->n_files > 1)
                 return 0; /* listed by another index file too */
-        pi->accounted = true;
         uint32_t ord = pack_ordinal(p, pi);
         for (size_t i = 0; i < ip->n; i++) {
-                const LbPackEntry *e = &ip->entries[i];
-                uint32_t v;
-                pi->blobs++;
-                k = lb_markset_get(p->mark, &e->id, &v);
-                if (k == -ENOENT || (k == 0 && (v & MARK_OWNED))) {
-                        /* Unused, or a second copy of a blob another pack holds. */
-                        pi->dead_bytes += e->stored_len;
-                        continue;
+                if (p->n_spill == SPILL_BUF) {
+                        k = lb_write_all(p->spill_fd, p->spill, p->n_spill * sizeof *p->spill);
+                        if (k < 0)
+                                return k;
+                        p->n_spill = 0;
                 }
-                if (k < 0)
-                        return k;
-                k = lb_markset_put(p->mark, &e->id, (v & MARK_FLAGS) | MARK_OWNED | (ord << MARK_OWNER_SHIFT));
-                if (k < 0)
-                        return k;
-                pi->live_blobs++;
-                pi->live_bytes += e->stored_len;
+                const LbPackEntry *e = &ip->entries[i];
+                if (e->offset > UINT32_MAX)
+                        return -EBADMSG; /* cannot happen: index files are checked against pack sizes */
+                p->spill[p->n_spill++] = (SpillRec) {
+                        .pack = ord,
+                        .offset = (uint32_t) e->offset,
+                        .stored_len = e->stored_len,
+                        .payload_len = e->payload_len,
+                        .raw_len = e->raw_len,
+                        .type = e->type,
+                        .codec = e->codec,
+                };
+                memcpy(p->spill[p->n_spill - 1].id, e->id.b, LB_ID_SIZE);
+                p->n_recs++;
+                if (ip->entries[i].type == LB_BLOB_DATA)
+                        continue;
+                if (p->n_meta == p->cap_meta) {
+                        size_t cap = p->cap_meta ? 2 * p->cap_meta : 1024;
+                        MetaBlob *v = reallocarray(p->meta, cap, sizeof *v);
+                        if (!v)
+                                return -ENOMEM;
+                        p->meta = v;
+                        p->cap_meta = cap;
+                }
+                p->meta[p->n_meta++] = (MetaBlob) { .e = ip->entries[i], .pack = ord };
         }
-        p->res.blobs += pi->blobs;
-        p->res.blobs_live += pi->live_blobs;
         return 0;
 }
 
-static int account(Prune *p) {
+/* An index file read and decoded by the worker. */
+typedef struct FileJob {
+        LbId id;
+        LbIndexPack *packs;
+        size_t n;
+        int error;
+} FileJob;
+
+static void file_job_run(void *job, void *ud) {
+        FileJob *j = job;
+        Prune *p = ud;
+        j->packs = NULL;
+        j->n = 0;
+        j->error = lb_repo_read_index_file(p->r, &j->id, &j->packs, &j->n);
+}
+
+static void file_job_drop(void *job) {
+        FileJob *j = job;
+        lb_index_packs_free(j->packs, j->n);
+        j->packs = NULL;
+        j->n = 0;
+}
+
+static int scan_index_files(Prune *p) {
         ListedIds listed;
         int k = list_ids(p, LB_OBJ_INDEX, &listed);
         if (k < 0)
@@ -442,17 +691,160 @@ static int account(Prune *p) {
         if (!p->files)
                 return -ENOMEM;
         info(p, "reading %zu index file%s", p->n_files, p->n_files == 1 ? "" : "s");
-        for (size_t f = 0; f < p->n_files; f++) {
-                LbIndexPack *packs;
-                size_t n;
-                k = read_index_file(p, &p->files[f].id, &packs, &n);
+        p->spill = malloc(SPILL_BUF * sizeof *p->spill);
+        if (!p->spill)
+                return -ENOMEM;
+        p->spill_fd = lb_open_tmpfile(p->r->index_dir);
+        if (p->spill_fd < 0)
+                return fail(p, p->spill_fd, "create a temporary file in %s: %s", p->r->index_dir,
+                            strerror(-p->spill_fd));
+        /* The worker reads and decodes the files ahead. */
+        Ahead a;
+        k = ahead_start(&a, sizeof(FileJob), file_job_run, p);
+        if (k < 0)
+                return fail(p, k, "start a thread: %s", strerror(-k));
+        size_t next = 0;
+        for (size_t f = 0; f < p->n_files && k >= 0; f++) {
+                FileJob *j;
+                while (next < p->n_files && (j = ahead_slot(&a))) {
+                        *j = (FileJob) { .id = p->files[next++].id };
+                        ahead_submit(&a);
+                }
+                j = ahead_take(&a);
+                k = j->error;
+                if (k < 0) {
+                        char hex[2 * LB_ID_SIZE + 1];
+                        lb_id_hex(&j->id, hex);
+                        k = fail(p, k, "read index file %s: %s; nothing was deleted: run 'longbox check'", hex,
+                                 strerror(-k));
+                        break;
+                }
+                for (size_t i = 0; i < j->n && k >= 0; i++)
+                        k = scan_pack(p, (uint32_t) f, &j->packs[i]);
+                file_job_drop(j);
+                ahead_release(&a);
+                if (k < 0)
+                        k = fail(p, k, "read the index: %s", strerror(-k));
+        }
+        ahead_stop(&a, file_job_drop);
+        if (k < 0)
+                return k;
+        if (p->n_spill > 0) {
+                k = lb_write_all(p->spill_fd, p->spill, p->n_spill * sizeof *p->spill);
+                if (k < 0)
+                        return fail(p, k, "write a temporary file in %s: %s", p->r->index_dir, strerror(-k));
+                p->n_spill = 0;
+        }
+        lb_qsort(p->meta, p->n_meta, sizeof *p->meta, meta_cmp);
+        return 0;
+}
+
+/* Reads the spill back, record by record. */
+typedef struct SpillCursor {
+        size_t pos, n;           /* in p->spill */
+        uint64_t index;          /* of the record at pos */
+        bool eof;
+} SpillCursor;
+
+static int spill_rewind(Prune *p, SpillCursor *c) {
+        *c = (SpillCursor) {};
+        return lseek(p->spill_fd, 0, SEEK_SET) < 0 ? -errno : 0;
+}
+
+/* The record at the cursor (borrowed until the next call), NULL at the end. */
+static int spill_peek(Prune *p, SpillCursor *c, const SpillRec **ret) {
+        if (c->pos == c->n && !c->eof) {
+                size_t got;
+                int k = lb_read_all(p->spill_fd, p->spill, SPILL_BUF * sizeof *p->spill, &got);
                 if (k < 0)
                         return k;
-                for (size_t i = 0; i < n && k >= 0; i++)
-                        k = account_pack(p, (uint32_t) f, &packs[i]);
-                lb_index_packs_free(packs, n);
-                if (k < 0)
-                        return fail(p, k, "account packs: %s", strerror(-k));
+                if (got % sizeof *p->spill != 0 || c->index + got / sizeof *p->spill > p->n_recs)
+                        return -EIO;
+                c->pos = 0;
+                c->n = got / sizeof *p->spill;
+                c->eof = c->n == 0;
+        }
+        if (c->eof) {
+                *ret = NULL;
+                return 0;
+        }
+        if (p->spill[c->pos].pack >= p->n_packs)
+                return -EIO;
+        *ret = &p->spill[c->pos];
+        return 0;
+}
+
+static void spill_next(SpillCursor *c) {
+        c->pos++;
+        c->index++;
+}
+
+static LbPackEntry spill_entry(const SpillRec *r) {
+        LbPackEntry e = {
+                .offset = r->offset,
+                .stored_len = r->stored_len,
+                .payload_len = r->payload_len,
+                .raw_len = r->raw_len,
+                .type = r->type,
+                .codec = r->codec,
+        };
+        memcpy(e.id.b, r->id, LB_ID_SIZE);
+        return e;
+}
+
+/* Pass B, after the mark: each pack's entries (from the first index file
+ * listing it), read back from the spill. The first copy of a marked blob
+ * met is owned by its pack; an unmarked blob, or a further copy, is dead. */
+static int account_entry(Prune *p, const SpillRec *rec, uint64_t index) {
+        PackInfo *pi = &p->packs[rec->pack];
+        LbId id;
+        memcpy(id.b, rec->id, LB_ID_SIZE);
+        uint32_t v;
+        pi->blobs++;
+        int k = lb_markset_get(p->mark, &id, &v);
+        if (k == -ENOENT || (k == 0 && (v & MARK_OWNED))) {
+                /* Unused, or a second copy of a blob another pack holds. */
+                pi->dead_bytes += rec->stored_len;
+                pi->second_copies += k == 0;
+                return 0;
+        }
+        if (k < 0)
+                return k;
+        k = lb_markset_put(p->mark, &id, (v & MARK_FLAGS) | MARK_OWNED | (rec->pack << MARK_OWNER_SHIFT));
+        if (k < 0)
+                return k;
+        p->owned[index / 8] |= (uint8_t) (1u << (index % 8));
+        pi->live_blobs++;
+        pi->live_bytes += rec->stored_len;
+        return 0;
+}
+
+static int account(Prune *p) {
+        p->owned = calloc(p->n_recs / 8 + 1, 1);
+        if (!p->owned)
+                return -ENOMEM;
+        SpillCursor c;
+        int k = spill_rewind(p, &c);
+        for (;;) {
+                const SpillRec *r;
+                if (k >= 0)
+                        k = spill_peek(p, &c, &r);
+                if (k < 0 || !r)
+                        break;
+                /* Prefetch within the buffer. */
+                if (c.pos + PREFETCH < c.n) {
+                        LbId ahead;
+                        memcpy(ahead.b, p->spill[c.pos + PREFETCH].id, LB_ID_SIZE);
+                        lb_markset_prefetch(p->mark, &ahead);
+                }
+                k = account_entry(p, r, c.index);
+                spill_next(&c);
+        }
+        if (k < 0)
+                return fail(p, k, "account packs: %s", strerror(-k));
+        for (size_t i = 0; i < p->n_packs; i++) {
+                p->res.blobs += p->packs[i].blobs;
+                p->res.blobs_live += p->packs[i].live_blobs;
         }
         return 0;
 }
@@ -460,14 +852,14 @@ static int account(Prune *p) {
 struct unowned {
         Prune *p;
         uint64_t n;
-        LbId first;
+        uint8_t first[LB_MARKSET_KEY_SIZE];
 };
 
-static int find_unowned(const LbId *id, uint32_t v, void *ud) {
+static int find_unowned(const uint8_t *id, uint32_t v, void *ud) {
         struct unowned *u = ud;
         if ((v & MARK_LIVE) && !(v & MARK_OWNED)) {
                 if (u->n == 0)
-                        u->first = *id;
+                        memcpy(u->first, id, sizeof u->first);
                 u->n++;
         }
         return 0;
@@ -481,8 +873,8 @@ static int check_all_owned(Prune *p) {
         if (k < 0)
                 return fail(p, k, "scan the mark set: %s", strerror(-k));
         if (u.n > 0) {
-                char h[2 * LB_ID_SIZE + 1];
-                lb_id_hex(&u.first, h);
+                char h[2 * LB_MARKSET_KEY_SIZE + 1];
+                lb_hex_encode(u.first, sizeof u.first, h); /* the set keeps this much of an id */
                 return fail(p, -EBADMSG, "%" PRIu64 " blob%s that snapshots use (first %s) %s in no index file; "
                             "nothing was deleted: run 'longbox check' and 'longbox index rebuild --from-packs'",
                             u.n, u.n == 1 ? "" : "s", h, u.n == 1 ? "is" : "are");
@@ -523,10 +915,20 @@ static int plan(Prune *p) {
 
 /* ---- repack ---- */
 
+/* A blob in the pack being built, in the order added: where it was
+ * copied from (offsets fit u32: packs are smaller than 4 GiB). */
+typedef struct Source {
+        uint32_t pack;           /* ordinal in Prune.packs */
+        uint32_t offset;
+} Source;
+
 typedef struct Repack {
         Prune *p;
         LbPackWriter *pw;
+        Source *src;             /* the blobs in pw */
+        size_t n_src, cap_src;
         LbIndexPack *done;       /* packs written, not yet in an index file */
+        LbIndexMove **from;      /* for each, where its entries came from */
         size_t n_done, entries;
         uint64_t read_done, read_total;  /* bytes of the packs to repack, for progress */
         uint64_t packs_done, packs_total;
@@ -539,6 +941,16 @@ static void repack_progress(Repack *rp, const char *hex, uint64_t at) {
                                    rp->packs_total, hex);
 }
 
+static void repack_free_done(Repack *rp) {
+        for (size_t i = 0; i < rp->n_done; i++)
+                free(rp->from[i]);
+        free(rp->from);
+        lb_index_packs_free(rp->done, rp->n_done);
+        rp->from = NULL;
+        rp->done = NULL;
+        rp->n_done = rp->entries = 0;
+}
+
 static int repack_flush_index(Repack *rp) {
         if (rp->n_done == 0)
                 return 0;
@@ -548,38 +960,54 @@ static int repack_flush_index(Repack *rp) {
                 return fail(rp->p, k, "write an index file: %s", strerror(-k));
         rp->p->res.index_files_written++;
         crash_point("repack-index");
-        /* The copies are now where lookups find them. */
-        k = lb_index_add_full(rp->p->r->index, &file, rp->done, rp->n_done, true);
+        /* Lookups find the copies once the source packs are forgotten. */
+        k = lb_index_add_copies(rp->p->r->index, &file, rp->done, rp->n_done, rp->from);
         if (k < 0)
                 return fail(rp->p, k, "update the local index: %s", strerror(-k));
-        lb_index_packs_free(rp->done, rp->n_done);
-        rp->done = NULL;
-        rp->n_done = rp->entries = 0;
+        repack_free_done(rp);
         return 0;
 }
 
 static int repack_flush_pack(Repack *rp) {
         if (!rp->pw || lb_pack_writer_count(rp->pw) == 0)
                 return 0;
-        _cleanup_buf_ LbBuf bytes = {};
         LbIndexPack ip = {};
-        int k = lb_pack_writer_finish(rp->pw, &bytes, &ip.entries, &ip.n);
-        rp->pw = lb_pack_writer_free(rp->pw);
+        const struct iovec *iov;
+        size_t n_iov;
+        _cleanup_free_ uint32_t *order = NULL;
+        /* The pack is written from the writer's buffer, not copied together. */
+        int k = lb_pack_writer_finish_iov(rp->pw, &iov, &n_iov, &ip.pack_size, &ip.entries, &ip.n, &order);
         if (k < 0)
                 return fail(rp->p, k, "build a pack: %s", strerror(-k));
-        ip.pack_size = bytes.len;
-        k = lb_repo_put_object(rp->p->r, LB_OBJ_PACK, bytes.data, bytes.len, &ip.pack_id);
+        /* Where each entry (in the pack's shuffled order) came from. */
+        _cleanup_free_ LbIndexMove *from = calloc(ip.n + 1, sizeof *from);
+        if (!from || ip.n != rp->n_src) {
+                free(ip.entries);
+                return from ? -EIO : -ENOMEM; /* EIO cannot happen: the writer returns what it was given */
+        }
+        for (size_t i = 0; i < ip.n; i++) {
+                const Source *s = &rp->src[order[i]];
+                from[i] = (LbIndexMove) { .pack = rp->p->packs[s->pack].id, .offset = s->offset };
+        }
+        rp->n_src = 0;
+        k = lb_repo_put_object_iov(rp->p->r, LB_OBJ_PACK, iov, n_iov, &ip.pack_id);
+        /* Empty again: kept, with its buffers, for the next pack. */
+        lb_pack_writer_reset(rp->pw);
         if (k < 0) {
                 free(ip.entries);
                 return fail(rp->p, k, "write a pack: %s", strerror(-k));
         }
         crash_point("repack-pack");
         LbIndexPack *v = realloc(rp->done, (rp->n_done + 1) * sizeof *v);
-        if (!v) {
+        LbIndexMove **f = v ? realloc(rp->from, (rp->n_done + 1) * sizeof *f) : NULL;
+        if (v)
+                rp->done = v;
+        if (!f) {
                 free(ip.entries);
                 return -ENOMEM;
         }
-        rp->done = v;
+        rp->from = f;
+        rp->from[rp->n_done] = LB_TAKE_PTR(from);
         rp->done[rp->n_done++] = ip;
         rp->entries += ip.n;
         rp->p->res.packs_written++;
@@ -589,69 +1017,159 @@ static int repack_flush_pack(Repack *rp) {
         return 0;
 }
 
-/* Copies the blobs of pi that the mark set says it owns into new packs.
- * The sealed bytes move as they are (their AD does not name the pack),
- * each verified first. A pack that cannot be read whole is kept. */
-static int repack_one(Repack *rp, PackInfo *pi) {
+/* One pack read by the worker: the blobs it owns, verified. */
+typedef struct ReadJob {
+        PackInfo *pi;
+        LbBuf blobs;             /* their sealed bytes, one after the other */
+        LbPackEntry *owned;      /* with their offsets in the pack */
+        size_t n_owned;
+        int error;               /* < 0: the pack is kept (damaged), or fatal */
+        bool fatal;              /* error stops prune */
+} ReadJob;
+
+/* The worker reads ahead at most this much of the blobs to copy (at least
+ * one pack). */
+#define READ_AHEAD_BYTES (8u << 20)
+
+static void read_job_drop(void *job) {
+        ReadJob *j = job;
+        lb_buf_free(&j->blobs);
+        free(j->owned);
+        j->owned = NULL;
+        j->n_owned = 0;
+}
+
+/* In the worker: the sealed bytes of the blobs j->pi owns (their entries,
+ * from the index files, in j->owned), each verified: its AEAD tag, which
+ * covers the entry's id, type, codec and lengths. The sealed bytes move
+ * unchanged, so that is all a copy needs. Nothing else of the pack is read
+ * or checked (its name against its hash, its TOC): it is going away. The
+ * pack is mapped where the backend can (else read whole into a buffer kept
+ * for the next), so the ~85% of it that is dead is not copied. */
+static void read_job_run(void *job, void *ud) {
+        ReadJob *j = job;
+        Prune *p = ud;
+        LbBackend *be = p->r->be;
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&j->pi->id, hex);
+        const uint8_t *pack = NULL;
+        size_t len = 0;
+        int k;
+        if (be->map)
+                k = be->map(be, LB_OBJ_PACK, hex, &pack, &len);
+        else {
+                k = be->get(be, LB_OBJ_PACK, hex, 0, SIZE_MAX, &p->repack_buf);
+                pack = p->repack_buf.data;
+                len = p->repack_buf.len;
+        }
+        size_t bytes = 0;
+        for (size_t i = 0; k == 0 && i < j->n_owned; i++) {
+                const LbPackEntry *e = &j->owned[i];
+                if (e->offset > len || e->stored_len > len - e->offset)
+                        k = -EBADMSG; /* the pack is shorter than its index file says */
+                else
+                        k = lb_blob_verify(&p->r->keys, e, pack + e->offset, e->stored_len);
+                bytes += e->stored_len;
+        }
+        /* Only the owned blobs wait for the main thread, not the whole pack. */
+        if (k == 0)
+                k = lb_buf_reserve(&j->blobs, bytes);
+        for (size_t i = 0; k == 0 && i < j->n_owned; i++)
+                k = lb_buf_append(&j->blobs, pack + j->owned[i].offset, j->owned[i].stored_len);
+        if (be->map && pack)
+                be->unmap(be, pack, len);
+        else
+                lb_buf_clear(&p->repack_buf);
+        j->fatal = k == -ENOMEM;
+        j->error = k;
+}
+
+/* The next pack to repack from the spill, with the entries of the blobs
+ * it owns (*ret, caller frees): 1, or 0 at the end. */
+static int next_repack(Prune *p, SpillCursor *c, PackInfo **ret_pi, LbPackEntry **ret, size_t *ret_n) {
+        for (;;) {
+                const SpillRec *r;
+                int k = spill_peek(p, c, &r);
+                if (k < 0 || !r)
+                        return k;
+                uint32_t ord = r->pack;
+                PackInfo *pi = &p->packs[ord];
+                bool want = pi->action == PACK_REPACK;
+                _cleanup_free_ LbPackEntry *e = want ? calloc(pi->live_blobs + 1, sizeof *e) : NULL;
+                if (want && !e)
+                        return -ENOMEM;
+                size_t n = 0;
+                while (r && r->pack == ord) {
+                        if (want && (p->owned[c->index / 8] & (1u << (c->index % 8)))) {
+                                if (n == pi->live_blobs)
+                                        return -EIO; /* cannot happen: counted in pass B */
+                                e[n++] = spill_entry(r);
+                        }
+                        spill_next(c);
+                        k = spill_peek(p, c, &r);
+                        if (k < 0)
+                                return k;
+                }
+                if (want) {
+                        *ret_pi = pi;
+                        *ret = LB_TAKE_PTR(e);
+                        *ret_n = n;
+                        return 1;
+                }
+        }
+}
+
+/* Copies the verified blobs of a pack into new packs. A pack that could
+ * not be read, or holds a damaged blob it owns, is kept. */
+static int repack_one(Repack *rp, ReadJob *j) {
         Prune *p = rp->p;
+        PackInfo *pi = j->pi;
+        if (j->fatal)
+                return j->error;
+        if (j->error < 0) {
+                /* Its live blobs stay where they are; check tells the user more. */
+                char hex[2 * LB_ID_SIZE + 1];
+                lb_id_hex(&pi->id, hex);
+                info(p, "pack %s cannot be read, or a blob in use in it is damaged (%s): kept", hex,
+                     strerror(-j->error));
+                p->res.packs_damaged++;
+                return 0;
+        }
+        uint32_t ord = pack_ordinal(p, pi);
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(&pi->id, hex);
-        repack_progress(rp, hex, 0);
-        _cleanup_buf_ LbBuf pack = {}, plain = {};
-        int k = p->r->be->get(p->r->be, LB_OBJ_PACK, hex, 0, SIZE_MAX, &pack);
-        LbPackEntry *entries = NULL;
-        size_t n = 0;
-        if (k == 0) {
-                LbId actual;
-                lb_object_id(pack.data, pack.len, &actual);
-                k = lb_id_cmp(&actual, &pi->id) == 0 ? 0 : -EBADMSG;
-        }
-        if (k == 0)
-                k = lb_pack_parse(&p->r->keys, pack.data, pack.len, &entries, &n);
-        if (k == -ENOMEM)
-                return k;
-        if (k < 0)
-                goto damaged;
-        uint32_t ord = pack_ordinal(p, pi);
-        for (size_t i = 0; i < n; i++) {
-                uint32_t v;
-                k = lb_markset_get(p->mark, &entries[i].id, &v);
-                if (k == -ENOENT || (k == 0 && (!(v & MARK_OWNED) || (v >> MARK_OWNER_SHIFT) != ord)))
-                        continue;
-                if (k < 0)
-                        goto done;
-                const uint8_t *stored = pack.data + entries[i].offset;
-                k = lb_blob_decode(&p->r->keys, &entries[i], stored, entries[i].stored_len, &plain);
-                if (k == -ENOMEM)
-                        goto done;
-                if (k < 0)
-                        goto damaged;
+        size_t at = 0;
+        for (size_t i = 0; i < j->n_owned; i++) {
+                const LbPackEntry *e = &j->owned[i];
+                const uint8_t *stored = j->blobs.data + at;
+                at += e->stored_len;
+                int k;
                 if (!rp->pw) {
                         k = lb_pack_writer_new(&p->r->keys, &rp->pw);
                         if (k < 0)
-                                goto done;
+                                return k;
                 }
-                k = lb_pack_writer_add(rp->pw, &entries[i], stored, entries[i].stored_len);
+                if (rp->n_src == rp->cap_src) {
+                        size_t cap = rp->cap_src ? 2 * rp->cap_src : 4096;
+                        Source *sv = reallocarray(rp->src, cap, sizeof *sv);
+                        if (!sv)
+                                return -ENOMEM;
+                        rp->src = sv;
+                        rp->cap_src = cap;
+                }
+                k = lb_pack_writer_add(rp->pw, e, stored, e->stored_len);
                 if (k < 0)
-                        goto done;
+                        return k;
+                rp->src[rp->n_src++] = (Source) { .pack = ord, .offset = (uint32_t) e->offset };
                 if (lb_pack_writer_size(rp->pw) >= p->r->cfg.pack_target) {
                         k = repack_flush_pack(rp);
                         if (k < 0)
-                                goto done;
+                                return k;
                 }
-                repack_progress(rp, hex, LB_MIN(entries[i].offset + entries[i].stored_len, pi->size));
+                repack_progress(rp, hex, LB_MIN(e->offset + e->stored_len, pi->size));
         }
         pi->copied = true;
-        k = 0;
-        goto done;
-damaged:
-        /* Its live blobs stay where they are; check tells the user more. */
-        info(p, "pack %s cannot be read whole (%s): kept", hex, strerror(-k));
-        p->res.packs_damaged++;
-        k = 0;
-done:
-        free(entries);
-        return k;
+        return 0;
 }
 
 static int repack(Prune *p) {
@@ -667,25 +1185,72 @@ static int repack(Prune *p) {
                 return 0;
         info(p, "repacking %zu pack%s (%.1f MiB of live blobs)", todo, todo == 1 ? "" : "s",
              (double) bytes / (1 << 20));
+        /* The worker reads and verifies packs while this thread builds and
+         * writes the new ones: the two cores share the work, and one's
+         * I/O overlaps the other's. */
+        Ahead a;
+        int k = ahead_start(&a, sizeof(ReadJob), read_job_run, p);
+        if (k < 0)
+                return fail(p, k, "start a thread: %s", strerror(-k));
         Repack rp = { .p = p, .read_total = read_total, .packs_total = todo };
-        int k = 0;
-        for (size_t i = 0; i < p->n_packs && k >= 0; i++)
-                if (p->packs[i].action == PACK_REPACK) {
-                        k = repack_one(&rp, &p->packs[i]);
-                        rp.read_done += p->packs[i].size;
-                        rp.packs_done++;
-                        if (k >= 0) {
-                                char hex[2 * LB_ID_SIZE + 1];
-                                lb_id_hex(&p->packs[i].id, hex);
-                                repack_progress(&rp, hex, 0);
+        SpillCursor c;
+        k = spill_rewind(p, &c);
+        /* The next pack to submit, taken from the spill. */
+        ReadJob next = {};
+        bool have_next = false, exhausted = false;
+        uint64_t ahead_bytes = 0;
+        for (;;) {
+                ReadJob *j;
+                while (k >= 0 && !exhausted && (j = ahead_slot(&a))) {
+                        if (!have_next) {
+                                next = (ReadJob) {};
+                                k = next_repack(p, &c, &next.pi, &next.owned, &next.n_owned);
+                                exhausted = k == 0;
+                                have_next = k > 0;
+                                if (k <= 0)
+                                        break;
+                                k = 0;
                         }
+                        if (a.submitted > a.head && ahead_bytes + next.pi->live_bytes > READ_AHEAD_BYTES)
+                                break;
+                        *j = next;
+                        have_next = false;
+                        ahead_bytes += j->pi->live_bytes;
+                        ahead_submit(&a);
                 }
+                if (k < 0) {
+                        k = fail(p, k, "read a temporary file: %s", strerror(-k));
+                        break;
+                }
+                if (!(j = ahead_take(&a)))
+                        break;
+                ahead_bytes -= j->pi->live_bytes;
+                char hex[2 * LB_ID_SIZE + 1];
+                lb_id_hex(&j->pi->id, hex);
+                repack_progress(&rp, hex, 0);
+                k = repack_one(&rp, j);
+                rp.read_done += j->pi->size;
+                rp.packs_done++;
+                if (k >= 0)
+                        repack_progress(&rp, hex, 0);
+                read_job_drop(j);
+                ahead_release(&a);
+                if (k < 0)
+                        break;
+        }
+        ahead_stop(&a, read_job_drop);
+        if (have_next)
+                read_job_drop(&next);
+        lb_buf_free(&p->repack_buf);
         if (k >= 0)
                 k = repack_flush_pack(&rp);
         if (k >= 0)
                 k = repack_flush_index(&rp);
         lb_pack_writer_free(rp.pw);
-        lb_index_packs_free(rp.done, rp.n_done);
+        free(rp.src);
+        repack_free_done(&rp);
+        if (k < 0 && !p->error)
+                fail(p, k, "repack: %s", strerror(-k));
         return k;
 }
 
@@ -803,53 +1368,65 @@ static int rewrite_index(Prune *p, Rewrite *w) {
                 if (pack_goes(&p->packs[i]))
                         for (uint32_t j = 0; j < p->packs[i].n_files; j++)
                                 p->files[p->packs[i].files[j]].affected = true;
-        for (size_t f = 0; f < p->n_files; f++) {
-                if (!p->files[f].affected)
-                        continue;
-                LbIndexPack *packs;
-                size_t n;
-                int k = read_index_file(p, &p->files[f].id, &packs, &n);
-                if (k < 0)
-                        return k;
-                for (size_t i = 0; i < n && k >= 0; i++) {
-                        PackInfo *pi = pack_find(p, &packs[i].pack_id);
-                        if (!pi)
-                                continue; /* cannot happen: phase 1 read this file */
-                        if (pack_goes(pi)) {
-                                k = relocate_second_copies(p, pi, &packs[i]);
-                                continue;
-                        }
-                        if (listed_elsewhere(p, pi))
-                                continue;
-                        /* Listed by affected files only: once, in a new
-                         * file, when the first of them is read. */
-                        if (pi->files[0] != f)
-                                continue;
-                        LbIndexPack *v = realloc(w->keep, (w->n_keep + 1) * sizeof *v);
-                        if (!v) {
-                                k = -ENOMEM;
-                                break;
-                        }
-                        w->keep = v;
-                        w->keep[w->n_keep++] = packs[i];
-                        w->entries += packs[i].n;
-                        packs[i] = (LbIndexPack) {};
-                        if (w->n_keep >= REWRITE_PACKS_MAX || w->entries >= REWRITE_ENTRIES_MAX)
-                                k = rewrite_flush(w);
+        /* The entries come from the spill of pass A (each pack's, as the
+         * first file listing it has them), not from the files again. */
+        SpillCursor c;
+        int k = spill_rewind(p, &c);
+        if (k < 0)
+                return fail(p, k, "read a temporary file: %s", strerror(-k));
+        for (;;) {
+                const SpillRec *r;
+                k = spill_peek(p, &c, &r);
+                if (k < 0 || !r)
+                        break;
+                PackInfo *pi = &p->packs[r->pack];
+                /* A going pack holding second copies of live blobs, or a
+                 * staying one listed by affected files only. */
+                bool goes = pack_goes(pi);
+                bool want = goes ? pi->second_copies > 0 : !listed_elsewhere(p, pi);
+                LbIndexPack ip = { .pack_id = pi->id, .pack_size = pi->size };
+                if (want && !(ip.entries = calloc(pi->blobs + 1, sizeof *ip.entries)))
+                        return -ENOMEM;
+                uint32_t ord = r->pack;
+                while (k >= 0 && r && r->pack == ord) {
+                        if (want && ip.n < pi->blobs)
+                                ip.entries[ip.n++] = spill_entry(r);
+                        spill_next(&c);
+                        k = spill_peek(p, &c, &r);
                 }
-                lb_index_packs_free(packs, n);
+                if (k >= 0 && want && goes)
+                        k = relocate_second_copies(p, pi, &ip);
+                else if (k >= 0 && want) {
+                        LbIndexPack *v = realloc(w->keep, (w->n_keep + 1) * sizeof *v);
+                        if (v) {
+                                w->keep = v;
+                                w->keep[w->n_keep++] = ip;
+                                w->entries += ip.n;
+                                ip.entries = NULL;
+                                if (w->n_keep >= REWRITE_PACKS_MAX || w->entries >= REWRITE_ENTRIES_MAX)
+                                        k = rewrite_flush(w);
+                        } else
+                                k = -ENOMEM;
+                }
+                free(ip.entries);
                 if (k < 0)
-                        return k;
+                        break;
         }
+        if (k < 0)
+                return p->error ? k : fail(p, k, "rewrite the index: %s", strerror(-k));
         return rewrite_flush(w);
 }
 
+/* Removals wait for no directory sync each: index files are synced as a
+ * whole before the first pack goes (step 8 before step 9); a pack whose
+ * removal a system crash undid is a leftover the next prune removes. */
 static int remove_object(Prune *p, LbObjType t, const LbId *id) {
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(id, hex);
-        int k = p->r->be->remove(p->r->be, t, hex);
-        if (k < 0 && k != -ENOENT)
+        int k = lb_repo_remove_nosync(p->r, t, id);
+        if (k < 0 && k != -ENOENT) {
+                char hex[2 * LB_ID_SIZE + 1];
+                lb_id_hex(id, hex);
                 return fail(p, k, "remove %s %s: %s", lb_obj_type_dir(t), hex, strerror(-k));
+        }
         return 0;
 }
 
@@ -868,7 +1445,7 @@ static int phase2(Prune *p) {
         if (k < 0)
                 return fail(p, k, "update the local index: %s", strerror(-k));
         p->phase2 = true;
-        k = mark_snapshots(p);
+        k = mark_snapshots(p, NULL);
         if (k < 0)
                 return k;
         k = keep_busy_packs(p);
@@ -906,6 +1483,11 @@ static int phase2(Prune *p) {
                 k = remove_object(p, LB_OBJ_INDEX, &old[i]);
                 p->res.index_files_removed++;
                 crash_point("index-removed");
+        }
+        if (k >= 0) {
+                k = lb_repo_sync_removals(r, LB_OBJ_INDEX);
+                if (k < 0)
+                        return fail(p, k, "sync the removal of index files: %s", strerror(-k));
         }
         if (n_gone)
                 info(p, "removing %zu pack%s", n_gone, n_gone == 1 ? "" : "s");
@@ -963,6 +1545,12 @@ static void prune_done(Prune *p) {
         free(p->packs);
         free(p->slots);
         free(p->files);
+        free(p->meta);
+        free(p->spill);
+        free(p->owned);
+        if (p->spill_fd >= 0)
+                close(p->spill_fd);
+        lb_buf_free(&p->repack_buf);
         free(p->snaps);
         free(p->fresh);
 }
@@ -970,7 +1558,7 @@ static void prune_done(Prune *p) {
 int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **ret_error) {
         if (!r->index)
                 return -EINVAL;
-        Prune p = { .r = r, .o = o };
+        Prune p = { .r = r, .o = o, .spill_fd = -1 };
         int64_t t0 = lb_mono_ns();
         /* Sized for every indexed blob: the live ones are among them. */
         uint64_t blobs = 0, stored = 0;
@@ -981,7 +1569,16 @@ int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **
                 fail(&p, k, "create the mark set in %s: %s", r->index_dir, strerror(-k));
                 goto done;
         }
-        k = mark_snapshots(&p);
+        /* Snapshots first, then the index files: a snapshot is written
+         * after the index files of every blob it uses, so those are listed. */
+        ListedIds snaps = {};
+        k = list_ids(&p, LB_OBJ_SNAPSHOT, &snaps);
+        if (k == 0)
+                k = scan_index_files(&p);
+        if (k == 0)
+                k = mark_snapshots(&p, &snaps);
+        else
+                free(snaps.v);
         if (k < 0)
                 goto done;
         p.res.mark_ns = lb_mono_ns() - t0;

@@ -5,13 +5,16 @@
  * Prune: delete the data no snapshot uses. Protocol and crash analysis in
  * docs/design.md "Prune".
  *
- * Phase 1, under the caller's shared lock (backups go on): mark every blob
- * the snapshots reach in an on-disk mark set; account every pack from the
- * index files; copy the live blobs of packs that are mostly dead into new
- * packs. Phase 2, under the exclusive lock (backups wait): mark the
- * snapshots written meanwhile, keep any pack they now need, write the new
- * index files, update the local index, remove the old index files, then
- * the packs, then packs no index file lists and temporary files.
+ * Phase 1, under the caller's shared lock (backups go on): read the index
+ * files once (packs, where trees and chunk lists are, and a spill file of
+ * every entry); mark every blob the snapshots reach in an on-disk mark set;
+ * account every pack from the spill; copy the live blobs of packs that are
+ * mostly dead into new packs (a second thread reads and verifies them),
+ * telling the local index where the copies are. Phase 2, under the
+ * exclusive lock (backups wait): mark the snapshots written meanwhile,
+ * keep any pack they now need, write the new index files, update the local
+ * index, remove the old index files, then the packs, then packs no index
+ * file lists and temporary files.
  */
 
 #include "store/repo.h"

@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "store/index.h"
 #include "store/repo.h"
@@ -506,6 +507,37 @@ int lb_repo_put_object(LbRepo *r, LbObjType t, const void *p, size_t n, LbId *re
         return 0;
 }
 
+int lb_repo_put_object_iov(LbRepo *r, LbObjType t, const struct iovec *iov, size_t n, LbId *ret_id) {
+        LbHasher h;
+        lb_hasher_init(&h);
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+                lb_hasher_update(&h, iov[i].iov_base, iov[i].iov_len);
+                total += iov[i].iov_len;
+        }
+        LbId id;
+        lb_hasher_final(&h, &id);
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&id, hex);
+        int k;
+        if (r->be->put_iov)
+                k = r->be->put_iov(r->be, t, hex, iov, n);
+        else {
+                /* The backend wants one buffer. */
+                _cleanup_buf_ LbBuf b = {};
+                k = lb_buf_reserve(&b, total);
+                for (size_t i = 0; k == 0 && i < n; i++)
+                        k = lb_buf_append(&b, iov[i].iov_base, iov[i].iov_len);
+                if (k == 0)
+                        k = r->be->put(r->be, t, hex, b.data, b.len);
+        }
+        if (k < 0)
+                return k;
+        if (ret_id)
+                *ret_id = id;
+        return 0;
+}
+
 int lb_repo_write_index_file(LbRepo *r, const LbIndexPack *packs, size_t n, LbId *ret_id) {
         _cleanup_buf_ LbBuf b = {};
         int k = lb_indexfile_encode(&r->keys, packs, n, &b);
@@ -585,19 +617,29 @@ int lb_repo_lookup(LbRepo *r, const LbId *id, LbBlobLoc *ret) {
         return lb_index_lookup(r->index, id, ret);
 }
 
+/* Reads and decodes the blob at l; stored holds its sealed bytes. */
+static int read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *stored, LbBuf *out) {
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&l->pack, hex);
+        int k = r->be->get(r->be, LB_OBJ_PACK, hex, l->e.offset, l->e.stored_len, stored);
+        if (k == -ENOENT)
+                return -EBADMSG; /* indexed but gone: the repository is damaged */
+        if (k < 0)
+                return k;
+        return lb_blob_decode(&r->keys, &l->e, stored->data, stored->len, out);
+}
+
+int lb_repo_read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *out) {
+        _cleanup_buf_ LbBuf stored = {};
+        return read_blob_at(r, l, &stored, out);
+}
+
 int lb_repo_read_blob_buf(LbRepo *r, const LbId *id, LbBuf *stored, LbBuf *out) {
         LbBlobLoc l;
         int k = lb_repo_lookup(r, id, &l);
         if (k < 0)
                 return k;
-        char hex[2 * LB_ID_SIZE + 1];
-        lb_id_hex(&l.pack, hex);
-        k = r->be->get(r->be, LB_OBJ_PACK, hex, l.e.offset, l.e.stored_len, stored);
-        if (k == -ENOENT)
-                return -EBADMSG; /* indexed but gone: the repository is damaged */
-        if (k < 0)
-                return k;
-        return lb_blob_decode(&r->keys, &l.e, stored->data, stored->len, out);
+        return read_blob_at(r, &l, stored, out);
 }
 
 int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) {
@@ -760,4 +802,16 @@ int lb_repo_snapshot_remove(LbRepo *r, const LbId *id) {
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(id, hex);
         return r->be->remove(r->be, LB_OBJ_SNAPSHOT, hex);
+}
+
+int lb_repo_remove_nosync(LbRepo *r, LbObjType t, const LbId *id) {
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(id, hex);
+        if (r->be->remove_nosync)
+                return r->be->remove_nosync(r->be, t, hex);
+        return r->be->remove(r->be, t, hex);
+}
+
+int lb_repo_sync_removals(LbRepo *r, LbObjType t) {
+        return r->be->sync ? r->be->sync(r->be, t) : 0;
 }

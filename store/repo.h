@@ -151,6 +151,8 @@ int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) _warn_unused_;
 /* The same, with the caller's buffer for the sealed bytes, kept for reuse
  * across calls. */
 int lb_repo_read_blob_buf(LbRepo *r, const LbId *id, LbBuf *stored, LbBuf *out) _warn_unused_;
+/* The same for a blob whose location the caller knows (from an index file). */
+int lb_repo_read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *out) _warn_unused_;
 /* Loads a tree blob. */
 int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) _warn_unused_;
 
@@ -159,6 +161,8 @@ int lb_repo_read_pack_toc(LbRepo *r, const char *name, uint64_t size, LbPackEntr
 /* Stores bytes under the BLAKE2b-256 of themselves (packs, index files,
  * snapshots); *ret_id (may be NULL) gets the name. */
 int lb_repo_put_object(LbRepo *r, LbObjType t, const void *p, size_t n, LbId *ret_id) _warn_unused_;
+/* The same for an object given in pieces (the concatenation is stored). */
+int lb_repo_put_object_iov(LbRepo *r, LbObjType t, const struct iovec *iov, size_t n, LbId *ret_id) _warn_unused_;
 /* Reads index/<id>: its name checked against its hash (-EBADMSG), then
  * decoded (lb_indexfile_decode). */
 int lb_repo_read_index_file(LbRepo *r, const LbId *id, LbIndexPack **ret, size_t *ret_n) _warn_unused_;
@@ -213,3 +217,8 @@ void lb_snapshots_free(LbSnapshot **s, size_t n);
 /* "latest" or a unique hex prefix of an id: -ENOENT none, -ENOTUNIQ ambiguous. */
 int lb_repo_snapshot_find(LbRepo *r, const char *spec, LbSnapshot **ret) _warn_unused_;
 int lb_repo_snapshot_remove(LbRepo *r, const LbId *id) _warn_unused_;
+/* Removes an object of type t without waiting for the removal to be
+ * durable (where the backend can tell the two apart); after many,
+ * lb_repo_sync_removals(t) makes them all durable at once. */
+int lb_repo_remove_nosync(LbRepo *r, LbObjType t, const LbId *id) _warn_unused_;
+int lb_repo_sync_removals(LbRepo *r, LbObjType t) _warn_unused_;

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 
 int lb_buf_reserve(LbBuf *b, size_t extra) {
@@ -135,6 +137,41 @@ int lb_write_all(int fd, const void *p, size_t n) {
         return 0;
 }
 
+/* Pieces smaller than a quarter of this are copied together first: the
+ * kernel writes a few large buffers much faster than many small segments
+ * (a pack is a hundred thousand blobs of a few hundred bytes). */
+#define WRITEV_STAGE (256u << 10)
+
+int lb_writev_all(int fd, const struct iovec *iov, size_t n) {
+        _cleanup_free_ uint8_t *stage = NULL;
+        size_t staged = 0;
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++) {
+                const uint8_t *p = iov[i].iov_base;
+                size_t len = iov[i].iov_len;
+                if (len >= WRITEV_STAGE / 4 || (staged + len > WRITEV_STAGE && staged > 0)) {
+                        r = lb_write_all(fd, stage, staged);
+                        staged = 0;
+                        if (r < 0)
+                                break;
+                }
+                if (len >= WRITEV_STAGE / 4) {
+                        r = lb_write_all(fd, p, len);
+                        continue;
+                }
+                if (!stage) {
+                        stage = malloc(WRITEV_STAGE);
+                        if (!stage)
+                                return -ENOMEM;
+                }
+                memcpy(stage + staged, p, len);
+                staged += len;
+        }
+        if (r == 0 && staged > 0)
+                r = lb_write_all(fd, stage, staged);
+        return r;
+}
+
 int lb_read_all(int fd, void *p, size_t n, size_t *ret_n) {
         uint8_t *c = p;
         size_t done = 0;
@@ -217,6 +254,11 @@ int lb_fsync_dir(const char *dir) {
 }
 
 int lb_write_file_atomic(const char *dir, const char *name, const void *p, size_t n, int mode) {
+        struct iovec one = { (void *) p, n };
+        return lb_write_file_atomic_iov(dir, name, &one, 1, mode);
+}
+
+int lb_write_file_atomic_iov(const char *dir, const char *name, const struct iovec *iov, size_t n, int mode) {
         _cleanup_free_ char *tmp = lb_strdup_printf("%s/.tmp-%s-XXXXXX", dir, name);
         _cleanup_free_ char *dst = lb_path_join(dir, name);
         if (!tmp || !dst)
@@ -228,7 +270,7 @@ int lb_write_file_atomic(const char *dir, const char *name, const void *p, size_
         if (fchmod(fd, (mode_t) mode) < 0)
                 r = -errno;
         if (r == 0)
-                r = lb_write_all(fd, p, n);
+                r = lb_writev_all(fd, iov, n);
         if (r == 0 && fsync(fd) < 0)
                 r = -errno;
         if (close(fd) < 0 && r == 0)
@@ -240,6 +282,19 @@ int lb_write_file_atomic(const char *dir, const char *name, const void *p, size_
                 return r;
         }
         return lb_fsync_dir(dir);
+}
+
+int lb_open_tmpfile(const char *dir) {
+        int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+                _cleanup_free_ char *path = lb_strdup_printf("%s/.tmp-unlinked-XXXXXX", dir);
+                if (!path)
+                        return -ENOMEM;
+                fd = mkostemp(path, O_CLOEXEC);
+                if (fd >= 0)
+                        (void) unlink(path);
+        }
+        return fd < 0 ? -errno : fd;
 }
 
 int lb_mkdir_p(const char *path, int mode) {

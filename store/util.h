@@ -119,10 +119,20 @@ int lb_pread_all(int fd, void *p, size_t n, uint64_t off) _warn_unused_; /* -EBA
 /* Reads a whole file, at most max bytes (-EFBIG beyond). */
 int lb_read_file(const char *path, size_t max, LbBuf *ret) _warn_unused_;
 
+/* writev(2) until every piece is written; -errno on failure (EINTR retried). */
+struct iovec;
+int lb_writev_all(int fd, const struct iovec *iov, size_t n) _warn_unused_;
+
 /* Writes dir/name atomically: temp file in dir, fsync, rename, fsync dir.
  * mode is the final mode (e.g. 0600). No partial file is ever visible. */
 int lb_write_file_atomic(const char *dir, const char *name, const void *p, size_t n, int mode) _warn_unused_;
+/* The same for bytes in pieces: the file is their concatenation. */
+int lb_write_file_atomic_iov(const char *dir, const char *name, const struct iovec *iov, size_t n, int mode) _warn_unused_;
 int lb_fsync_dir(const char *dir) _warn_unused_;
+/* A new empty file in dir, already unlinked (O_TMPFILE, else a random
+ * name unlinked at once): it goes away with its last descriptor, also
+ * when the process is killed. Returns the descriptor or -errno. */
+int lb_open_tmpfile(const char *dir) _warn_unused_;
 /* mkdir -p with the given mode; existing directories are fine. */
 int lb_mkdir_p(const char *path, int mode) _warn_unused_;
 

@@ -105,10 +105,53 @@ for step in marked repack-pack repack-index exclusive index-written local-index 
                 fail "after a crash at $step and a rerun, unused blobs remain: $out"
         for n in 4 5 6; do assert_day_restores "$n"; done
         [[ -z $(find "$R" -name '.tmp-*') ]] || fail "temporary files remain after prune: $(find "$R" -name '.tmp-*')"
-        [[ -z $(find "$R" -name '*prune-mark*') ]] || fail "a killed prune's mark set was not removed"
+        [[ -z $(find "$R" -name '.tmp-unlinked-*') ]] || fail "a killed prune's temporary files (mark set, spill) were not removed"
         ok "kill -9 at $step: restorable, check passes, a rerun finishes the job"
         rm -rf "$R" "$T/cache-$step"
 done
+
+# --- a pack to repack with a damaged blob in use: kept, the rest goes on ---------------------------
+# Repack checks the tag of every blob it moves; a pack whose blob in use
+# fails is kept, none of its blobs copied (check names it). Damage the
+# start of one pack at a time until one that prune would repack is hit
+# there in a data chunk in use. (Where the damage hits a tree or chunk
+# list in use, the mark cannot read it and prune refuses, deleting
+# nothing: exit 13.)
+damaged=""
+for f in $(find "$BASE/packs" -type f ! -name '.*' | sort); do
+        R=$T/damaged
+        rm -rf "$R"
+        cp -a "$BASE" "$R"
+        export LONGBOX_REPO=$R LONGBOX_CACHE_DIR=$T/cache-damaged
+        p=$R/packs/$(basename "$(dirname "$f")")/$(basename "$f")
+        dd if=/dev/zero of="$p" bs=65536 count=1 conv=notrunc status=none
+        packs=$(pack_count "$R")
+        rc=0
+        lb prune --max-unused 0 --json >"$LB_OUT" 2>"$LB_ERR" || rc=$?
+        if ((rc == 13)); then
+                output_has "nothing was deleted" || fail "prune exited 13 without saying nothing was deleted: $(cat "$LB_ERR")"
+                (($(pack_count "$R") == packs)) || fail "prune exited 13 but deleted packs"
+                continue
+        fi
+        ((rc == 0)) || fail "prune of a repository with a damaged pack exited $rc: $(cat "$LB_ERR")"
+        out=$(cat "$LB_OUT")
+        if [[ $(json 'd["packs_damaged"]' <<<"$out") == 1 ]]; then
+                damaged=$p
+                break
+        fi
+done
+[[ -n $damaged ]] || fail "no damaged blob in use was in a pack prune repacks"
+[[ -f $damaged ]] || fail "prune removed the pack whose blob it could not verify"
+[[ $(json 'd["packs_repacked"] > 0' <<<"$out") == true ]] || fail "prune repacked nothing beside the damaged pack: $out"
+expect_exit 13 lb check --read-data
+output_has "$(basename "$damaged")" || fail "check does not name the damaged pack: $(cat "$LB_OUT" "$LB_ERR")"
+# A second prune keeps it again and finds nothing else to do.
+expect_exit 0 lb prune --max-unused 0 --json
+[[ $(json 'd["packs_damaged"] == 1 and d["packs_repacked"] == 0 and d["packs_deleted"] == 0' <<<"$(cat "$LB_OUT")") == true ]] ||
+        fail "a second prune did not keep just the damaged pack: $(cat "$LB_OUT")"
+[[ -f $damaged ]] || fail "the second prune removed the damaged pack"
+ok "a pack with a damaged blob in use is kept and named; the others are repacked"
+rm -rf "$R" "$T/cache-damaged"
 
 # --- a full prune: what it frees ---------------------------------------------------------------
 R=$T/full
@@ -125,6 +168,20 @@ size_after=$(du -sb "$R/packs" | cut -f1)
 expect_exit 0 lb check --read-data
 for n in 4 5 6; do assert_day_restores "$n"; done
 ok "prune freed $((size_before - size_after)) bytes; days 4-6 restore byte-exact"
+
+# A second prune moves blobs the first one moved (its new packs mix days
+# 4-6): the local index finds them in one step, through the remap of the
+# packs they first lived in (docs/design.md "The local index").
+expect_exit 0 lb forget "$(snap_of 4)"
+expect_exit 0 lb prune --max-unused 0 --json
+[[ $(json 'd["packs_repacked"] > 0' <<<"$(cat "$LB_OUT")") == true ]] ||
+        fail "the second prune repacked nothing: $(cat "$LB_OUT")"
+for n in 5 6; do assert_day_restores "$n"; done
+# And a fresh local index, built from the index files alone, agrees.
+rm -rf "$R/localindex"
+expect_exit 0 lb check --read-data
+for n in 5 6; do assert_day_restores "$n"; done
+ok "a second prune moves moved blobs again; days 5-6 restore, with the local index and without it"
 
 # --- a backup that deduplicates against blobs prune found dead ------------------------------------
 R=$T/race

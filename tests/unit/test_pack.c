@@ -9,6 +9,7 @@
  * but must still pass this test.
  */
 #include <pthread.h>
+#include <sys/uio.h>
 #include <zstd.h>
 
 #include "store/crypto.h"
@@ -406,6 +407,42 @@ static void check_bitflips(const void *raw, size_t n, int level) {
         CHECK(lb_blob_decode(&K, &e, s.data, s.len, &o) == -EBADMSG);
 }
 
+/* lb_blob_verify: what prune checks before it moves sealed bytes. */
+static void check_verify(const void *raw, size_t n, int level) {
+        _cleanup_buf_ LbBuf s = {};
+        LbPackEntry e;
+        encode(raw, n, LB_BLOB_DATA, level, &s, &e);
+        CHECK_OK(lb_blob_verify(&K, &e, s.data, s.len));
+        for (size_t i = 0; i < s.len; i += 1 + i / 8) {
+                s.data[i] ^= 0x20;
+                CHECK(lb_blob_verify(&K, &e, s.data, s.len) == -EBADMSG);
+                s.data[i] ^= 0x20;
+        }
+        /* Every field of the entry is bound by the AD or checked. */
+        LbPackEntry x = e;
+        x.id.b[31] ^= 1;
+        CHECK(lb_blob_verify(&K, &x, s.data, s.len) == -EBADMSG);
+        x = e;
+        x.type = LB_BLOB_TREE;
+        CHECK(lb_blob_verify(&K, &x, s.data, s.len) == -EBADMSG);
+        x = e;
+        x.raw_len += 1;
+        CHECK(lb_blob_verify(&K, &x, s.data, s.len) == -EBADMSG);
+        CHECK(lb_blob_verify(&K_OTHER, &e, s.data, s.len) == -EBADMSG);
+        CHECK(lb_blob_verify(&K, &e, s.data, s.len - 1) == -EBADMSG);
+        CHECK(lb_blob_verify(&K, &e, s.data, 10) == -EBADMSG);
+        CHECK_OK(lb_blob_verify(&K, &e, s.data, s.len));
+}
+
+TEST(test_blob_verify) {
+        uint8_t buf[3000];
+        fill_random(buf, sizeof buf, 11);
+        check_verify(buf, sizeof buf, 0);
+        fill_text(buf, sizeof buf, 12);
+        check_verify(buf, sizeof buf, 3);
+        check_verify(buf, 0, 3);
+}
+
 TEST(test_blob_corruption) {
         uint8_t buf[300];
         fill_random(buf, sizeof buf, 9);
@@ -560,6 +597,73 @@ TEST(test_pack_shuffled) {
         }
         CHECK(shuffled);
         free_blobs(b, n);
+}
+
+/* finish_iov gives the bytes finish copies together, without copying;
+ * the order says where each entry was added. */
+TEST(test_pack_finish_iov) {
+        size_t n = 300;
+        Blob *b = make_blobs(n);
+        LbPackWriter *w = NULL;
+        CHECK_OK(lb_pack_writer_new(&K, &w));
+        _cleanup_buf_ LbBuf s = {}, pack = {}, o = {};
+        LbId added[300];
+        for (int round = 0; round < 2; round++) {
+                for (size_t i = 0; i < n; i++) {
+                        LbPackEntry e;
+                        encode(b[i].raw, b[i].len, b[i].type, b[i].level, &s, &e);
+                        CHECK_OK(lb_pack_writer_add(w, &e, s.data, s.len));
+                        added[i] = e.id;
+                }
+                const struct iovec *iov;
+                size_t n_iov, ne;
+                uint64_t size;
+                _cleanup_free_ LbPackEntry *e = NULL, *p = NULL;
+                _cleanup_free_ uint32_t *order = NULL;
+                CHECK_OK(lb_pack_writer_finish_iov(w, &iov, &n_iov, &size, &e, &ne, &order));
+                CHECK(ne == n && n_iov == n + 1);
+                /* Nothing may be added to a finished pack. */
+                CHECK(lb_pack_writer_add(w, &e[0], s.data, s.len) == -EINVAL);
+                lb_buf_clear(&pack);
+                for (size_t i = 0; i < n_iov; i++)
+                        CHECK_OK(lb_buf_append(&pack, iov[i].iov_base, iov[i].iov_len));
+                CHECK(pack.len == size);
+                size_t np;
+                CHECK_OK(lb_pack_parse(&K, pack.data, pack.len, &p, &np));
+                CHECK(np == n);
+                for (size_t i = 0; i < n; i++) {
+                        CHECK(entry_eq(&e[i], &p[i]));
+                        CHECK(order[i] < n && lb_id_cmp(&added[order[i]], &e[i].id) == 0);
+                        CHECK_OK(lb_blob_decode(&K, &p[i], pack.data + p[i].offset, p[i].stored_len, &o));
+                }
+                lb_pack_writer_reset(w);
+                CHECK(lb_pack_writer_count(w) == 0 && lb_pack_writer_size(w) == 0);
+        }
+        lb_pack_writer_free(w);
+        free_blobs(b, n);
+}
+
+TEST(test_rng_uniform) {
+        LbRng g;
+        lb_rng_init(&g);
+        unsigned counts[7] = {};
+        for (int i = 0; i < 70000; i++) {
+                uint32_t v = lb_rng_uniform(&g, 7);
+                CHECK(v < 7);
+                counts[v]++;
+        }
+        for (int i = 0; i < 7; i++)
+                CHECK(counts[i] > 9000 && counts[i] < 11000);
+        CHECK(lb_rng_uniform(&g, 1) == 0);
+        /* Two streams differ. */
+        LbRng h;
+        lb_rng_init(&h);
+        bool differ = false;
+        for (int i = 0; i < 8; i++)
+                differ |= lb_rng_uniform(&g, UINT32_MAX) != lb_rng_uniform(&h, UINT32_MAX);
+        CHECK(differ);
+        lb_rng_wipe(&g);
+        lb_rng_wipe(&h);
 }
 
 TEST(test_pack_writer_invalid) {
@@ -910,12 +1014,15 @@ int main(int argc, char **argv) {
         RUN(test_blob_roundtrip);
         RUN(test_blob_max_size);
         RUN(test_blob_padding_hides_size);
+        RUN(test_blob_verify);
         RUN(test_blob_corruption);
         RUN(test_blob_inner_checks);
         RUN(test_blob_threads);
         RUN(test_pack_roundtrip);
         RUN(test_pack_empty);
         RUN(test_pack_shuffled);
+        RUN(test_pack_finish_iov);
+        RUN(test_rng_uniform);
         RUN(test_pack_writer_invalid);
         RUN(test_pack_corruption);
         RUN(test_pack_footer);

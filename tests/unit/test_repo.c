@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "store/index.h"
@@ -278,6 +279,54 @@ TEST(test_snapshots) {
         lb_repo_free(r);
 }
 
+/* Removals without a directory sync each, then one sync; objects put in
+ * pieces. */
+TEST(test_remove_nosync_put_iov) {
+        _cleanup_free_ char *loc = new_dir("r-nosync");
+        LbInitOptions o = fast_opts();
+        LbRepo *r;
+        CHECK_OK(lb_repo_init(loc, "pw", &o, &r));
+        LbId ids[3];
+        const char *parts[] = { "one ", "two ", "three" };
+        struct iovec iov[3];
+        for (int i = 0; i < 3; i++)
+                iov[i] = (struct iovec) { (void *) parts[i], strlen(parts[i]) };
+        CHECK_OK(lb_repo_put_object_iov(r, LB_OBJ_PACK, iov, 3, &ids[0]));
+        LbId whole;
+        lb_object_id("one two three", 13, &whole);
+        CHECK(lb_id_cmp(&ids[0], &whole) == 0);
+        CHECK_OK(lb_repo_put_object(r, LB_OBJ_INDEX, "a", 1, &ids[1]));
+        CHECK_OK(lb_repo_put_object(r, LB_OBJ_INDEX, "b", 1, &ids[2]));
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&ids[0], hex);
+        _cleanup_buf_ LbBuf b = {};
+        CHECK_OK(r->be->get(r->be, LB_OBJ_PACK, hex, 0, SIZE_MAX, &b));
+        CHECK(b.len == 13 && memcmp(b.data, "one two three", 13) == 0);
+        _cleanup_free_ char *index = lb_path_join(loc, "index");
+        CHECK_EQ_INT(count_files(index), 2);
+        /* A mapped object reads as get reads it, and stays readable after
+         * its removal until unmapped. */
+        const uint8_t *m;
+        size_t mlen;
+        CHECK(r->be->map && r->be->unmap);
+        CHECK_OK(r->be->map(r->be, LB_OBJ_PACK, hex, &m, &mlen));
+        CHECK(mlen == 13 && memcmp(m, "one two three", 13) == 0);
+        r->be->unmap(r->be, m, mlen);
+        CHECK(r->be->map(r->be, LB_OBJ_PACK, "00", &m, &mlen) == -ENOENT);
+        CHECK_OK(r->be->map(r->be, LB_OBJ_PACK, hex, &m, &mlen));
+        CHECK_OK(lb_repo_remove_nosync(r, LB_OBJ_INDEX, &ids[1]));
+        CHECK_OK(lb_repo_remove_nosync(r, LB_OBJ_PACK, &ids[0]));
+        CHECK_EQ_INT(count_files(index), 1);
+        CHECK(r->be->get(r->be, LB_OBJ_PACK, hex, 0, SIZE_MAX, &b) == -ENOENT);
+        CHECK(memcmp(m, "one two three", 13) == 0);
+        r->be->unmap(r->be, m, mlen);
+        CHECK(lb_repo_remove_nosync(r, LB_OBJ_INDEX, &ids[1]) == -ENOENT);
+        CHECK_OK(lb_repo_sync_removals(r, LB_OBJ_INDEX));
+        CHECK_OK(lb_repo_sync_removals(r, LB_OBJ_PACK));
+        CHECK_OK(lb_repo_sync_removals(r, LB_OBJ_SNAPSHOT)); /* nothing to sync */
+        lb_repo_free(r);
+}
+
 int main(void) {
         CHECK_OK(lb_crypto_init());
         base = mkdtemp(tmpl);
@@ -288,6 +337,7 @@ int main(void) {
         RUN(test_locks);
         RUN(test_writer_and_index);
         RUN(test_snapshots);
+        RUN(test_remove_nosync_put_iov);
         _cleanup_free_ char *cmd = lb_strdup_printf("rm -rf '%s'", base);
         return system(cmd) == 0 ? 0 : 1;
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <sys/uio.h>
+
 #include "store/crypto.h"
 #include "store/tlv.h"
 #include "store/util.h"
@@ -85,6 +87,62 @@ TEST(test_seal) {
         CHECK(lb_unseal_buf(key, "AD", s.data, s.len, &o) == -EBADMSG);
 }
 
+/* In-place sealing, and checking a tag without decrypting. */
+TEST(test_seal_in_place_and_verify) {
+        CHECK_OK(lb_crypto_init());
+        uint8_t key[32] = { 2 }, buf[100 + LB_SEAL_OVERHEAD];
+        uint8_t msg[100];
+        for (size_t i = 0; i < sizeof msg; i++)
+                msg[i] = (uint8_t) i;
+        memcpy(buf + LB_NONCE_SIZE, msg, sizeof msg);
+        lb_seal(key, "AD", 2, buf + LB_NONCE_SIZE, sizeof msg, buf);
+        CHECK(memcmp(buf + LB_NONCE_SIZE, msg, sizeof msg) != 0);
+        CHECK_OK(lb_unseal_verify(key, "AD", 2, buf, sizeof buf));
+        CHECK(lb_unseal_verify(key, "AX", 2, buf, sizeof buf) == -EBADMSG);
+        CHECK(lb_unseal_verify(key, "AD", 2, buf, LB_SEAL_OVERHEAD - 1) == -EBADMSG);
+        uint8_t out[sizeof msg];
+        CHECK_OK(lb_unseal(key, "AD", 2, buf, sizeof buf, out));
+        CHECK(memcmp(out, msg, sizeof msg) == 0);
+        for (size_t i = 0; i < sizeof buf; i++) {
+                buf[i] ^= 4;
+                CHECK(lb_unseal_verify(key, "AD", 2, buf, sizeof buf) == -EBADMSG);
+                buf[i] ^= 4;
+        }
+}
+
+/* An atomic write from many pieces (more than one writev takes). */
+TEST(test_write_iov) {
+        char tmpl[] = "/tmp/lb-test-util-XXXXXX";
+        const char *dir = mkdtemp(tmpl);
+        CHECK(dir);
+        /* Mostly small pieces (some empty), copied together before they
+         * are written, and now and then one large enough to go alone. */
+        enum { N = 100000 };
+        static uint8_t data[N * 7 + 3 * 200000];
+        static struct iovec iov[N];
+        size_t total = 0;
+        for (size_t i = 0; i < N; i++) {
+                size_t len = i % 40000 == 7 ? 200000 : i % 7;
+                for (size_t j = 0; j < len; j++)
+                        data[total + j] = (uint8_t) (i + j);
+                iov[i] = (struct iovec) { data + total, len };
+                total += len;
+        }
+        CHECK_OK(lb_write_file_atomic_iov(dir, "x", iov, N, 0600));
+        _cleanup_free_ char *path = lb_path_join(dir, "x");
+        _cleanup_buf_ LbBuf b = {};
+        CHECK_OK(lb_read_file(path, 4u << 20, &b));
+        CHECK(b.len == total && memcmp(b.data, data, total) == 0);
+        int fd = lb_open_tmpfile(dir);
+        CHECK(fd >= 0);
+        CHECK_OK(lb_writev_all(fd, iov, N));
+        CHECK(lseek(fd, 0, SEEK_END) == (off_t) total);
+        close(fd);
+        /* The temporary file has no name. */
+        unlink(path);
+        CHECK(rmdir(dir) == 0);
+}
+
 TEST(test_keys) {
         CHECK_OK(lb_crypto_init());
         uint8_t master[32];
@@ -114,6 +172,8 @@ int main(void) {
         RUN(test_tlv);
         RUN(test_pad);
         RUN(test_seal);
+        RUN(test_seal_in_place_and_verify);
+        RUN(test_write_iov);
         RUN(test_keys);
         return 0;
 }
