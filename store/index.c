@@ -45,6 +45,15 @@ static int mdb_err(int rc) {
         }
 }
 
+/* Ends a write transaction: commits it when rc is 0, else aborts it. */
+static int txn_finish(MDB_txn *txn, int rc) {
+        if (rc != 0) {
+                mdb_txn_abort(txn);
+                return mdb_err(rc);
+        }
+        return mdb_err(mdb_txn_commit(txn));
+}
+
 static void put_be32(uint8_t *p, uint32_t v) {
         p[0] = (uint8_t) (v >> 24);
         p[1] = (uint8_t) (v >> 16);
@@ -319,6 +328,12 @@ int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) {
  * merged in the last one: a crash before it merges the file again. */
 #define ADD_BATCH 8192
 
+/* Records an index file as merged. */
+static int mark_file_merged(MDB_txn *txn, LbIndex *x, const LbId *file_id) {
+        MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
+        return mdb_put(txn, x->files, &k, &v, 0);
+}
+
 int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size_t n) {
         MDB_txn *txn;
         int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
@@ -357,16 +372,11 @@ int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size
                         }
                 }
         }
-        if (rc == 0 && file_id) {
-                MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
-                rc = mdb_put(txn, x->files, &k, &v, 0);
-        }
-        if (rc != 0) {
-                if (txn)
-                        mdb_txn_abort(txn);
+        if (rc == 0 && file_id)
+                rc = mark_file_merged(txn, x, file_id);
+        if (rc != 0 && !txn)
                 return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        return txn_finish(txn, rc);
 }
 
 /* ---- remaps ---- */
@@ -579,15 +589,9 @@ int lb_index_add_copies(LbIndex *x, const LbId *file_id, const LbIndexPack *pack
                         rc = remap_redirect(txn, x, srcs[i], moves[s].from_no, moves + s, e - s, false);
                 s = e;
         }
-        if (rc == 0 && file_id) {
-                MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
-                rc = mdb_put(txn, x->files, &k, &v, 0);
-        }
-        if (rc != 0) {
-                mdb_txn_abort(txn);
-                return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        if (rc == 0 && file_id)
+                rc = mark_file_merged(txn, x, file_id);
+        return txn_finish(txn, rc);
 }
 
 int lb_index_add_file(LbIndex *x, const LbId *file_id) {
@@ -595,13 +599,7 @@ int lb_index_add_file(LbIndex *x, const LbId *file_id) {
         int rc = mdb_txn_begin(x->env, NULL, 0, &txn);
         if (rc != 0)
                 return mdb_err(rc);
-        MDB_val k = { LB_ID_SIZE, (void *) file_id->b }, v = { 0, NULL };
-        rc = mdb_put(txn, x->files, &k, &v, 0);
-        if (rc != 0) {
-                mdb_txn_abort(txn);
-                return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        return txn_finish(txn, mark_file_merged(txn, x, file_id));
 }
 
 int lb_index_forget(LbIndex *x, const LbId *packs, size_t np, const LbId *files, size_t nf) {
@@ -640,11 +638,7 @@ int lb_index_forget(LbIndex *x, const LbId *packs, size_t np, const LbId *files,
                 if (rc == MDB_NOTFOUND)
                         rc = 0;
         }
-        if (rc != 0) {
-                mdb_txn_abort(txn);
-                return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        return txn_finish(txn, rc);
 }
 
 int lb_index_relocate(LbIndex *x, const LbIndexPack *p) {
@@ -661,11 +655,7 @@ int lb_index_relocate(LbIndex *x, const LbIndexPack *p) {
                 if (rc == 0)
                         rc = mdb_put(txn, x->blobs, &k, &v, 0);
         }
-        if (rc != 0) {
-                mdb_txn_abort(txn);
-                return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        return txn_finish(txn, rc);
 }
 
 int lb_index_has_pack(LbIndex *x, const LbId *pack_id) {
@@ -687,11 +677,7 @@ int lb_index_clear(LbIndex *x) {
         if (rc != 0)
                 return mdb_err(rc);
         rc = drop_all(txn, x);
-        if (rc != 0) {
-                mdb_txn_abort(txn);
-                return mdb_err(rc);
-        }
-        return mdb_err(mdb_txn_commit(txn));
+        return txn_finish(txn, rc);
 }
 
 int lb_index_has_file(LbIndex *x, const LbId *file_id) {
