@@ -180,9 +180,14 @@ static int parse_uint(const char *v, unsigned long long max, unsigned long long 
  * percent-decodes a URI's parameter names: "pass%77ord"), or a URL's
  * user:password@. */
 static bool conninfo_has_password(const char *in) {
-        char s[1024];
+        /* Decoded leniently (a bad escape stays as it is) and whole (a
+         * fixed buffer let a password past its end go unseen); out of
+         * memory, the value is taken to hold one. */
+        _cleanup_free_ char *s = malloc(strlen(in) + 1);
+        if (!s)
+                return true;
         size_t j = 0;
-        for (size_t i = 0; in[i] && j < sizeof s - 1; i++) {
+        for (size_t i = 0; in[i]; i++) {
                 int hi, lo;
                 if (in[i] == '%' && (hi = lb_hex_digit(in[i + 1])) >= 0 && (lo = lb_hex_digit(in[i + 2])) >= 0) {
                         s[j++] = (char) (hi << 4 | lo);
