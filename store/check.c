@@ -145,15 +145,23 @@ static int read_pack(Check *c, PackState *p) {
                 return 0;
         }
         for (size_t i = 0; i < n; i++) {
-                k = lb_blob_decode(&c->r->keys, &e[i], b.data + e[i].offset, e[i].stored_len, &out);
+                /* A delta's base is read through the index (from its own pack). */
+                k = lb_repo_decode_blob(c->r, &e[i], b.data + e[i].offset, e[i].stored_len, &out);
                 if (k == -ENOMEM) {
                         free(e);
                         return k;
                 }
                 if (k < 0) {
-                        char id[2 * LB_ID_SIZE + 1], why[200];
+                        char id[2 * LB_ID_SIZE + 1], base[2 * LB_ID_SIZE + 1], why[200];
                         lb_id_hex(&e[i].id, id);
-                        snprintf(why, sizeof why, "blob %.16s fails authentication", id);
+                        lb_id_hex(&e[i].base, base);
+                        if (e[i].codec == LB_CODEC_DELTA)
+                                snprintf(why, sizeof why,
+                                         "delta blob %.16s does not decode (it fails authentication, or its base "
+                                         "%.16s is missing or damaged)",
+                                         id, base);
+                        else
+                                snprintf(why, sizeof why, "blob %.16s fails authentication", id);
                         set_damaged(p, why);
                 }
         }
@@ -220,6 +228,8 @@ typedef struct Walk {
         LbIdSet seen;          /* trees and lists visited in this snapshot */
 } Walk;
 
+#define BASE_WHAT "base chunk"
+
 static void need_blob(Walk *w, const LbId *id, const char *what) {
         Check *c = w->c;
         c->res->blobs_referenced++;
@@ -245,6 +255,13 @@ static void need_blob(Walk *w, const LbId *id, const char *what) {
                                 return;
                 }
         }
+        /* A delta needs its base, which must be stored whole. */
+        bool is_base = strcmp(what, BASE_WHAT) == 0;
+        if (l.e.codec == LB_CODEC_DELTA && is_base) {
+                lb_id_hex(id, hex);
+                report(c, "snapshot %.8s needs base chunk %s, which is itself a delta", snap, hex);
+        } else if (l.e.codec == LB_CODEC_DELTA)
+                need_blob(w, &l.e.base, BASE_WHAT);
 }
 
 static int walk_tree(Walk *w, const LbId *tree, const char *path);

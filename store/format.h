@@ -85,10 +85,15 @@ enum {
 enum {
         LB_CODEC_RAW = 0,
         LB_CODEC_ZSTD = 1,
+        LB_CODEC_DELTA = 2,    /* zstd against a base chunk's plaintext (a raw-content prefix) */
 };
 /* Associated data of a blob:
  * "LBBLOB1\0" || type u8 || codec u8 || id[32] || payload_len u32 || raw_len u32 */
 #define LB_BLOB_AD_SIZE (8 + 1 + 1 + 32 + 4 + 4)
+/* ... || base_id[32] for codec LB_CODEC_DELTA */
+#define LB_BLOB_AD_MAX_SIZE (LB_BLOB_AD_SIZE + 32)
+/* The largest base a delta may name (a data chunk: chunk_max's limit). */
+#define LB_DELTA_BASE_MAX (16u << 20)
 /* Upper bound of any blob's raw length: data chunks are at most
  * chunk_max (<= LB_CHUNK_MAX_LIMIT), trees and chunk lists at most this. */
 #define LB_BLOB_RAW_MAX (64u << 20)
@@ -96,12 +101,15 @@ enum {
 /* ---- pack --------------------------------------------------------------- */
 #define LB_PACK_MAGIC "LBPACK\0\1"
 #define LB_PACK_FOOTER_SIZE 16
-/* TOC plaintext: magic[4] "LBTC" || count u32 || count * entry */
+/* TOC plaintext: magic[4] "LBTC" || count u32 || count * record, where a
+ * record is an entry, followed by the base id[32] when its codec is
+ * LB_CODEC_DELTA */
 #define LB_TOC_MAGIC "LBTC"
 /* TOC / index entry, 56 bytes:
  * id[32] || offset u64 || stored_len u32 || payload_len u32 || raw_len u32 ||
  * type u8 || codec u8 || reserved u16 (0) */
 #define LB_ENTRY_SIZE 56
+#define LB_RECORD_MAX_SIZE (LB_ENTRY_SIZE + 32)
 #define LB_TOC_AD "LBTOC1"
 #define LB_PACK_MAX_ENTRIES (1u << 20)
 #define LB_PACK_MAX_SIZE (1ull << 32)

@@ -5,6 +5,8 @@
 
 #define LB_INDEX_MAP_SIZE (64ull << 30) /* virtual; the file stays sparse */
 #define BLOB_VALUE_SIZE (4 + 4 + 4 + 4 + 1 + 1)
+/* ... || base id[32] for a delta */
+#define BLOB_VALUE_MAX (BLOB_VALUE_SIZE + LB_ID_SIZE)
 #define PACK_VALUE_SIZE (4 + 8 + 4)
 /* A remap entry: offset u32 || new pack_no u32 || new offset u32. */
 #define MOVE_SIZE 12
@@ -227,7 +229,8 @@ static int pack_register(MDB_txn *txn, LbIndex *x, const LbIndexPack *pk, uint32
 
 /* ---- blobs ---- */
 
-static int blob_value(uint32_t pack_no, const LbPackEntry *e, uint8_t bv[BLOB_VALUE_SIZE]) {
+/* Encodes the blob entry of e in pack pack_no; *ret_size gets its length. */
+static int blob_value(uint32_t pack_no, const LbPackEntry *e, uint8_t bv[BLOB_VALUE_MAX], size_t *ret_size) {
         /* Packs are smaller than 4 GiB (LB_PACK_MAX_SIZE): offsets fit u32. */
         if (e->offset > UINT32_MAX)
                 return EBADMSG;
@@ -237,7 +240,20 @@ static int blob_value(uint32_t pack_no, const LbPackEntry *e, uint8_t bv[BLOB_VA
         lb_put_le32(bv + 12, e->raw_len);
         bv[16] = e->type;
         bv[17] = e->codec;
+        *ret_size = BLOB_VALUE_SIZE;
+        if (e->codec == LB_CODEC_DELTA) {
+                memcpy(bv + BLOB_VALUE_SIZE, e->base.b, LB_ID_SIZE);
+                *ret_size = BLOB_VALUE_MAX;
+        }
         return 0;
+}
+
+/* Whether v has the length its codec calls for. */
+static bool blob_value_ok(const MDB_val *v) {
+        if (v->mv_size < BLOB_VALUE_SIZE)
+                return false;
+        const uint8_t *p = v->mv_data;
+        return v->mv_size == (p[17] == LB_CODEC_DELTA ? BLOB_VALUE_MAX : BLOB_VALUE_SIZE);
 }
 
 /* The move of a remap value for offset, or NULL. */
@@ -296,7 +312,7 @@ int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) {
                 return mdb_err(rc);
         MDB_val k = { LB_ID_SIZE, (void *) id->b }, v;
         rc = mdb_get(txn, x->blobs, &k, &v);
-        if (rc == 0 && v.mv_size != BLOB_VALUE_SIZE)
+        if (rc == 0 && !blob_value_ok(&v))
                 rc = MDB_CORRUPTED;
         LbId pack;
         uint32_t offset;
@@ -311,6 +327,8 @@ int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) {
                 l.e.raw_len = lb_get_le32(p + 12);
                 l.e.type = p[16];
                 l.e.codec = p[17];
+                if (l.e.codec == LB_CODEC_DELTA)
+                        memcpy(l.e.base.b, p + BLOB_VALUE_SIZE, LB_ID_SIZE);
                 /* Stored blobs are padded exactly (docs/design.md "Blobs"). */
                 uint32_t padded = lb_pad_length(l.e.payload_len);
                 if (padded < l.e.payload_len || padded > UINT32_MAX - LB_SEAL_OVERHEAD)
@@ -345,8 +363,9 @@ int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size
                 uint32_t no;
                 rc = pack_register(txn, x, pk, &no);
                 for (size_t j = 0; rc == 0 && j < pk->n; j++) {
-                        uint8_t bv[BLOB_VALUE_SIZE];
-                        rc = blob_value(no, &pk->entries[j], bv);
+                        uint8_t bv[BLOB_VALUE_MAX];
+                        size_t bv_size;
+                        rc = blob_value(no, &pk->entries[j], bv, &bv_size);
                         if (rc != 0)
                                 break;
                         if (++puts % ADD_BATCH == 0) {
@@ -357,16 +376,15 @@ int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size
                                 if (rc != 0)
                                         break;
                         }
-                        MDB_val bk = { LB_ID_SIZE, (void *) pk->entries[j].id.b }, bval = { sizeof bv, bv };
+                        MDB_val bk = { LB_ID_SIZE, (void *) pk->entries[j].id.b }, bval = { bv_size, bv };
                         /* A blob stored twice (concurrent writers) keeps its
                          * first location while that one resolves. On
                          * MDB_KEYEXIST bval holds the existing value. */
                         rc = mdb_put(txn, x->blobs, &bk, &bval, MDB_NOOVERWRITE);
                         if (rc == MDB_KEYEXIST) {
-                                rc = bval.mv_size == BLOB_VALUE_SIZE ? resolve(txn, x, bval.mv_data, NULL, NULL)
-                                                                    : MDB_NOTFOUND;
+                                rc = blob_value_ok(&bval) ? resolve(txn, x, bval.mv_data, NULL, NULL) : MDB_NOTFOUND;
                                 if (rc == MDB_NOTFOUND) {
-                                        MDB_val fresh = { sizeof bv, bv };
+                                        MDB_val fresh = { bv_size, bv };
                                         rc = mdb_put(txn, x->blobs, &bk, &fresh, 0);
                                 }
                         }
@@ -649,9 +667,10 @@ int lb_index_relocate(LbIndex *x, const LbIndexPack *p) {
         uint32_t no;
         rc = pack_no_of(txn, x, &p->pack_id, &no);
         for (size_t j = 0; rc == 0 && j < p->n; j++) {
-                uint8_t bv[BLOB_VALUE_SIZE];
-                rc = blob_value(no, &p->entries[j], bv);
-                MDB_val k = { LB_ID_SIZE, (void *) p->entries[j].id.b }, v = { sizeof bv, bv };
+                uint8_t bv[BLOB_VALUE_MAX];
+                size_t bv_size;
+                rc = blob_value(no, &p->entries[j], bv, &bv_size);
+                MDB_val k = { LB_ID_SIZE, (void *) p->entries[j].id.b }, v = { bv_size, bv };
                 if (rc == 0)
                         rc = mdb_put(txn, x->blobs, &k, &v, 0);
         }

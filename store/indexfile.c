@@ -2,7 +2,8 @@
 /*
  * Index files. Format: store/format.h
  *   seal(meta_key, ad = "LBIDX1", "LBIX" || npacks u32 ||
- *        npacks * (pack_id[32] || pack_size u64 || count u32 || count * entry))
+ *        npacks * (pack_id[32] || pack_size u64 || count u32 || count * record))
+ * where a record is a TOC record: the entry, then a delta's base id. 
  */
 #include "store/indexfile.h"
 
@@ -11,11 +12,12 @@
 /* Plaintext header: magic || npacks. */
 #define INDEX_HEADER_SIZE 8
 
-/* A pack of count entries has its blobs in [0, blobs_end): the TOC
- * ("LBTC" || count || entries, sealed) and the footer follow them. Returns
- * false when pack_size cannot hold even the TOC and footer. */
-static bool pack_blobs_end(uint64_t pack_size, uint32_t count, uint64_t *ret) {
-        uint64_t tail = LB_PACK_FOOTER_SIZE + LB_SEAL_OVERHEAD + 8 + (uint64_t) count * LB_ENTRY_SIZE;
+/* A pack whose TOC records take records_len bytes has its blobs in
+ * [0, blobs_end): the TOC ("LBTC" || count || records, sealed) and the
+ * footer follow them. Returns false when pack_size cannot hold even the
+ * TOC and footer. */
+static bool pack_blobs_end(uint64_t pack_size, uint64_t records_len, uint64_t *ret) {
+        uint64_t tail = LB_PACK_FOOTER_SIZE + LB_SEAL_OVERHEAD + 8 + records_len;
         if (pack_size > LB_PACK_MAX_SIZE || pack_size < tail)
                 return false;
         *ret = pack_size - tail;
@@ -37,12 +39,14 @@ int lb_indexfile_encode(const LbKeys *k, const LbIndexPack *packs, size_t n, LbB
                 const LbIndexPack *ip = &packs[i];
                 if (ip->n > LB_PACK_MAX_ENTRIES)
                         return -EINVAL;
-                uint64_t blobs_end;
-                if (!pack_blobs_end(ip->pack_size, (uint32_t) ip->n, &blobs_end))
+                uint64_t records_len = 0, blobs_end;
+                for (size_t j = 0; j < ip->n; j++)
+                        records_len += lb_entry_record_size(&ip->entries[j]);
+                if (!pack_blobs_end(ip->pack_size, records_len, &blobs_end))
                         return -EINVAL;
                 for (size_t j = 0; j < ip->n; j++) {
                         const LbPackEntry *e = &ip->entries[j];
-                        uint8_t raw[LB_ENTRY_SIZE];
+                        uint8_t raw[LB_RECORD_MAX_SIZE];
                         LbPackEntry check;
                         lb_entry_encode(e, raw);
                         if (lb_entry_decode(raw, &check) < 0)
@@ -50,7 +54,7 @@ int lb_indexfile_encode(const LbKeys *k, const LbIndexPack *packs, size_t n, LbB
                         if (e->offset > blobs_end || e->stored_len > blobs_end - e->offset)
                                 return -EINVAL;
                 }
-                plain_len += PACK_HEADER_SIZE + (uint64_t) ip->n * LB_ENTRY_SIZE;
+                plain_len += PACK_HEADER_SIZE + records_len;
                 if (plain_len + LB_SEAL_OVERHEAD > LB_INDEX_MAX_SIZE)
                         return -EFBIG;
         }
@@ -78,7 +82,7 @@ int lb_indexfile_encode(const LbKeys *k, const LbIndexPack *packs, size_t n, LbB
                         return r;
                 for (size_t j = 0; j < ip->n; j++) {
                         uint8_t *p;
-                        r = lb_buf_grow(&plain, LB_ENTRY_SIZE, &p);
+                        r = lb_buf_grow(&plain, lb_entry_record_size(&ip->entries[j]), &p);
                         if (r < 0)
                                 return r;
                         lb_entry_encode(&ip->entries[j], p);
@@ -111,22 +115,21 @@ static int decode_packs(LbReader *rd, LbIndexPack *packs, uint32_t npacks) {
                 /* Check the count against the bytes actually present before allocating. */
                 if (count > LB_PACK_MAX_ENTRIES || (uint64_t) count * LB_ENTRY_SIZE > lb_reader_left(rd))
                         return -EBADMSG;
-                uint64_t blobs_end;
-                if (!pack_blobs_end(ip->pack_size, count, &blobs_end))
-                        return -EBADMSG;
 
                 ip->entries = calloc(LB_MAX(count, 1u), sizeof *ip->entries);
                 if (!ip->entries)
                         return -ENOMEM;
+                size_t before = lb_reader_left(rd);
                 for (uint32_t j = 0; j < count; j++) {
-                        LbPackEntry *e = &ip->entries[j];
-                        const uint8_t *p;
-                        r = lb_reader_bytes(rd, LB_ENTRY_SIZE, &p);
+                        r = lb_record_read(rd, &ip->entries[j]);
                         if (r < 0)
                                 return r;
-                        r = lb_entry_decode(p, e);
-                        if (r < 0)
-                                return r;
+                }
+                uint64_t blobs_end;
+                if (!pack_blobs_end(ip->pack_size, before - lb_reader_left(rd), &blobs_end))
+                        return -EBADMSG;
+                for (uint32_t j = 0; j < count; j++) {
+                        const LbPackEntry *e = &ip->entries[j];
                         if (e->offset > blobs_end || e->stored_len > blobs_end - e->offset)
                                 return -EBADMSG;
                 }

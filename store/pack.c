@@ -14,14 +14,16 @@
 
 #define BLOB_AD_MAGIC "LBBLOB1\0"
 
-/* Smallest and largest sealed TOC: "LBTC" || count u32 || count * entry, sealed. */
+/* Smallest and largest sealed TOC: "LBTC" || count u32 || count * record, sealed. */
 #define TOC_MIN_SIZE ((uint64_t) LB_SEAL_OVERHEAD + 8)
-#define TOC_MAX_SIZE (TOC_MIN_SIZE + (uint64_t) LB_PACK_MAX_ENTRIES * LB_ENTRY_SIZE)
+#define TOC_MAX_SIZE (TOC_MIN_SIZE + (uint64_t) LB_PACK_MAX_ENTRIES * LB_RECORD_MAX_SIZE)
 
 _Static_assert(sizeof(BLOB_AD_MAGIC) - 1 == 8, "blob ad magic");
 _Static_assert(sizeof(LB_PACK_MAGIC) - 1 == 8, "pack magic");
 _Static_assert(LB_PACK_FOOTER_SIZE == 4 + 4 + 8, "footer layout");
 _Static_assert(LB_ENTRY_SIZE == LB_ID_SIZE + 8 + 4 + 4 + 4 + 1 + 1 + 2, "entry layout");
+_Static_assert(LB_RECORD_MAX_SIZE == LB_ENTRY_SIZE + LB_ID_SIZE, "delta record layout");
+_Static_assert(LB_ENTRY_SIZE % 8 == 0 && LB_ID_SIZE % 8 == 0, "TOC lengths are multiples of 8");
 _Static_assert(TOC_MAX_SIZE <= UINT32_MAX, "toc_len must fit u32");
 _Static_assert((uint64_t) LB_BLOB_RAW_MAX + LB_SEAL_OVERHEAD <= UINT32_MAX, "stored_len must fit u32");
 
@@ -113,8 +115,10 @@ static int get_dctx(ZSTD_DCtx **ret) {
 static int entry_check(const LbPackEntry *e) {
         if (e->type != LB_BLOB_DATA && e->type != LB_BLOB_TREE && e->type != LB_BLOB_CHUNKLIST)
                 return -EBADMSG;
-        if (e->codec != LB_CODEC_RAW && e->codec != LB_CODEC_ZSTD)
+        if (e->codec != LB_CODEC_RAW && e->codec != LB_CODEC_ZSTD && e->codec != LB_CODEC_DELTA)
                 return -EBADMSG;
+        if (e->codec == LB_CODEC_DELTA && e->type != LB_BLOB_DATA)
+                return -EBADMSG; /* only data chunks are stored against a base */
         if (e->raw_len > LB_BLOB_RAW_MAX)
                 return -EBADMSG;
         if (e->stored_len < LB_SEAL_OVERHEAD || e->payload_len > e->stored_len - LB_SEAL_OVERHEAD)
@@ -129,7 +133,11 @@ static int entry_check(const LbPackEntry *e) {
         return 0;
 }
 
-void lb_entry_encode(const LbPackEntry *e, uint8_t out[LB_ENTRY_SIZE]) {
+size_t lb_entry_record_size(const LbPackEntry *e) {
+        return e->codec == LB_CODEC_DELTA ? LB_RECORD_MAX_SIZE : LB_ENTRY_SIZE;
+}
+
+void lb_entry_encode(const LbPackEntry *e, uint8_t *out) {
         memcpy(out, e->id.b, LB_ID_SIZE);
         lb_put_le64(out + 32, e->offset);
         lb_put_le32(out + 40, e->stored_len);
@@ -138,6 +146,8 @@ void lb_entry_encode(const LbPackEntry *e, uint8_t out[LB_ENTRY_SIZE]) {
         out[52] = e->type;
         out[53] = e->codec;
         lb_put_le16(out + 54, 0);
+        if (e->codec == LB_CODEC_DELTA)
+                memcpy(out + LB_ENTRY_SIZE, e->base.b, LB_ID_SIZE);
 }
 
 int lb_entry_decode(const uint8_t in[LB_ENTRY_SIZE], LbPackEntry *ret) {
@@ -149,6 +159,7 @@ int lb_entry_decode(const uint8_t in[LB_ENTRY_SIZE], LbPackEntry *ret) {
         e.raw_len = lb_get_le32(in + 48);
         e.type = in[52];
         e.codec = in[53];
+        e.base = (LbId) {};
         if (lb_get_le16(in + 54) != 0)
                 return -EBADMSG;
         int r = entry_check(&e);
@@ -158,15 +169,39 @@ int lb_entry_decode(const uint8_t in[LB_ENTRY_SIZE], LbPackEntry *ret) {
         return 0;
 }
 
+int lb_record_read(LbReader *rd, LbPackEntry *ret) {
+        const uint8_t *p;
+        int r = lb_reader_bytes(rd, LB_ENTRY_SIZE, &p);
+        if (r < 0)
+                return r;
+        LbPackEntry e;
+        r = lb_entry_decode(p, &e);
+        if (r < 0)
+                return r;
+        if (e.codec == LB_CODEC_DELTA) {
+                r = lb_reader_bytes(rd, LB_ID_SIZE, &p);
+                if (r < 0)
+                        return r;
+                memcpy(e.base.b, p, LB_ID_SIZE);
+        }
+        *ret = e;
+        return 0;
+}
+
 /* ---- blobs -------------------------------------------------------------- */
 
-static void blob_ad(const LbPackEntry *e, uint8_t ad[LB_BLOB_AD_SIZE]) {
+/* Writes the blob's AD; returns its length (a delta's names its base). */
+static size_t blob_ad(const LbPackEntry *e, uint8_t ad[LB_BLOB_AD_MAX_SIZE]) {
         memcpy(ad, BLOB_AD_MAGIC, 8);
         ad[8] = e->type;
         ad[9] = e->codec;
         memcpy(ad + 10, e->id.b, LB_ID_SIZE);
         lb_put_le32(ad + 42, e->payload_len);
         lb_put_le32(ad + 46, e->raw_len);
+        if (e->codec != LB_CODEC_DELTA)
+                return LB_BLOB_AD_SIZE;
+        memcpy(ad + LB_BLOB_AD_SIZE, e->base.b, LB_ID_SIZE);
+        return LB_BLOB_AD_MAX_SIZE;
 }
 
 /* Compresses raw into dst (capacity cap). Returns the compressed length,
@@ -183,6 +218,64 @@ static int compress_into(const void *raw, size_t raw_len, int level, uint8_t *ds
         return 0;
 }
 
+/* Compresses raw into dst (capacity cap) with base as its raw-content
+ * prefix. -ENOBUFS when the result would not fit. */
+static int compress_delta(const void *raw, size_t raw_len, const void *base, size_t base_len, int level,
+                          uint8_t *dst, size_t cap, size_t *ret_len) {
+        ZSTD_CCtx *c = NULL;
+        int r = get_cctx(&c);
+        if (r < 0)
+                return r;
+        size_t z = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, LB_MIN(level, ZSTD_maxCLevel()));
+        if (!ZSTD_isError(z))
+                z = ZSTD_CCtx_refPrefix(c, base, base_len);
+        if (!ZSTD_isError(z))
+                z = ZSTD_compress2(c, dst, cap, raw, raw_len);
+        /* The prefix is for one frame only; the parameters go back to the
+         * defaults so compress_into() starts from a clean context. */
+        (void) ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+        if (ZSTD_isError(z))
+                return zstd_errno(z);
+        *ret_len = z;
+        return 0;
+}
+
+/* Pads the payload in plain (which has room for the padding), seals it
+ * and appends it to out; n gets its stored length. */
+static int blob_seal(const LbKeys *k, LbPackEntry *n, uint8_t *plain, LbBuf *out) {
+        size_t padded = lb_pad_length(n->payload_len);
+        memset(plain + n->payload_len, 0, padded - n->payload_len);
+        n->stored_len = (uint32_t) (padded + LB_SEAL_OVERHEAD);
+        uint8_t ad[LB_BLOB_AD_MAX_SIZE];
+        size_t ad_len = blob_ad(n, ad);
+        uint8_t *p;
+        int r = lb_buf_grow(out, n->stored_len, &p);
+        if (r < 0)
+                return r;
+        lb_seal(k->data_key, ad, ad_len, plain, padded, p);
+        return 0;
+}
+
+/* Puts raw's whole encoding in plain (capacity lb_pad_length(raw_len)):
+ * zstd when strictly smaller, else raw. Sets n's codec and payload_len. */
+static int encode_whole(const void *raw, size_t raw_len, int zstd_level, uint8_t *plain, LbPackEntry *n) {
+        n->codec = LB_CODEC_RAW;
+        n->payload_len = (uint32_t) raw_len;
+        if (zstd_level > 0 && raw_len > 1) {
+                size_t z = 0;
+                /* Capacity raw_len - 1: zstd is kept only when strictly smaller. */
+                int r = compress_into(raw, raw_len, zstd_level, plain, raw_len - 1, &z);
+                if (r >= 0) {
+                        n->codec = LB_CODEC_ZSTD;
+                        n->payload_len = (uint32_t) z;
+                } else if (r != -ENOBUFS)
+                        return r;
+        }
+        if (n->codec == LB_CODEC_RAW && raw_len > 0)
+                memcpy(plain, raw, raw_len);
+        return 0;
+}
+
 int lb_blob_encode(const LbKeys *k, uint8_t type, const LbId *id, const void *raw, size_t raw_len,
                    int zstd_level, LbBuf *out, LbPackEntry *e) {
         if (type != LB_BLOB_DATA && type != LB_BLOB_TREE && type != LB_BLOB_CHUNKLIST)
@@ -191,59 +284,70 @@ int lb_blob_encode(const LbKeys *k, uint8_t type, const LbId *id, const void *ra
                 return -E2BIG;
 
         /* Padding is monotonic, so pad(raw_len) holds any payload we keep. */
-        size_t cap = lb_pad_length((uint32_t) raw_len);
-        _cleanup_free_ uint8_t *plain = malloc(LB_MAX(cap, (size_t) 1));
+        _cleanup_free_ uint8_t *plain = malloc(LB_MAX((size_t) lb_pad_length((uint32_t) raw_len), (size_t) 1));
         if (!plain)
                 return -ENOMEM;
-
-        uint8_t codec = LB_CODEC_RAW;
-        size_t payload_len = raw_len;
-        if (zstd_level > 0 && raw_len > 1) {
-                size_t z = 0;
-                /* Capacity raw_len - 1: zstd is kept only when strictly smaller. */
-                int r = compress_into(raw, raw_len, zstd_level, plain, raw_len - 1, &z);
-                if (r >= 0) {
-                        codec = LB_CODEC_ZSTD;
-                        payload_len = z;
-                } else if (r != -ENOBUFS)
-                        return r;
-        }
-        if (codec == LB_CODEC_RAW && raw_len > 0)
-                memcpy(plain, raw, raw_len);
-
-        size_t padded = lb_pad_length((uint32_t) payload_len);
-        memset(plain + payload_len, 0, padded - payload_len);
-
-        LbPackEntry n = {
-                .id = *id,
-                .offset = 0,
-                .stored_len = (uint32_t) (padded + LB_SEAL_OVERHEAD),
-                .payload_len = (uint32_t) payload_len,
-                .raw_len = (uint32_t) raw_len,
-                .type = type,
-                .codec = codec,
-        };
-        uint8_t ad[LB_BLOB_AD_SIZE];
-        blob_ad(&n, ad);
-
-        uint8_t *p;
-        int r = lb_buf_grow(out, n.stored_len, &p);
+        LbPackEntry n = { .id = *id, .raw_len = (uint32_t) raw_len, .type = type };
+        int r = encode_whole(raw, raw_len, zstd_level, plain, &n);
+        if (r == 0)
+                r = blob_seal(k, &n, plain, out);
         if (r < 0)
                 return r;
-        lb_seal(k->data_key, ad, sizeof ad, plain, padded, p);
         *e = n;
         return 0;
 }
 
-static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len, LbBuf *out) {
+int lb_blob_encode_base(const LbKeys *k, const LbId *id, const void *raw, size_t raw_len, const LbId *base_id,
+                        const void *base, size_t base_len, int zstd_level, LbBuf *out, LbPackEntry *e) {
+        if (raw_len > LB_BLOB_RAW_MAX)
+                return -E2BIG;
+        if (base_len > LB_DELTA_BASE_MAX)
+                return -EINVAL;
+        _cleanup_free_ uint8_t *plain = malloc(LB_MAX((size_t) lb_pad_length((uint32_t) raw_len), (size_t) 1));
+        if (!plain)
+                return -ENOMEM;
+        LbPackEntry n = { .id = *id, .raw_len = (uint32_t) raw_len, .type = LB_BLOB_DATA };
+        int r = encode_whole(raw, raw_len, zstd_level, plain, &n);
+        if (r < 0)
+                return r;
+        /* A delta must at most halve the whole payload to be worth the
+         * second read it costs every reader. */
+        size_t cap = n.payload_len / 2;
+        if (zstd_level > 0 && cap > 0 && base_len > 0) {
+                _cleanup_free_ uint8_t *delta = malloc(cap);
+                if (!delta)
+                        return -ENOMEM;
+                size_t z = 0;
+                r = compress_delta(raw, raw_len, base, base_len, zstd_level, delta, cap, &z);
+                if (r == 0) {
+                        memcpy(plain, delta, z);
+                        n.codec = LB_CODEC_DELTA;
+                        n.payload_len = (uint32_t) z;
+                        n.base = *base_id;
+                } else if (r != -ENOBUFS)
+                        return r;
+        }
+        r = blob_seal(k, &n, plain, out);
+        if (r < 0)
+                return r;
+        *e = n;
+        return 0;
+}
+
+static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
+                       const void *base, size_t base_len, LbBuf *out) {
         int r = entry_check(e);
         if (r < 0)
                 return r;
         if (stored_len != e->stored_len)
                 return -EBADMSG;
+        if (e->codec == LB_CODEC_DELTA && !base)
+                return -EINVAL;
+        if (e->codec == LB_CODEC_DELTA && base_len > LB_DELTA_BASE_MAX)
+                return -EBADMSG;
 
-        uint8_t ad[LB_BLOB_AD_SIZE];
-        blob_ad(e, ad);
+        uint8_t ad[LB_BLOB_AD_MAX_SIZE];
+        size_t ad_len = blob_ad(e, ad);
         size_t padded = stored_len - LB_SEAL_OVERHEAD;
 
         /* At least one byte, so out->data is never NULL, even for an empty blob. */
@@ -263,7 +367,7 @@ static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *sto
                 if (!scratch)
                         return -ENOMEM;
         }
-        r = lb_unseal(k->data_key, ad, sizeof ad, stored, stored_len, plain);
+        r = lb_unseal(k->data_key, ad, ad_len, stored, stored_len, plain);
         if (r < 0)
                 return r;
         for (size_t i = e->payload_len; i < padded; i++)
@@ -281,7 +385,15 @@ static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *sto
                 r = lb_buf_grow(out, e->raw_len, &dst);
                 if (r < 0)
                         return r;
-                size_t z = ZSTD_decompressDCtx(d, dst, e->raw_len, plain, e->payload_len);
+                size_t z;
+                if (e->codec == LB_CODEC_DELTA) {
+                        z = ZSTD_DCtx_refPrefix(d, base, base_len);
+                        if (!ZSTD_isError(z))
+                                z = ZSTD_decompressDCtx(d, dst, e->raw_len, plain, e->payload_len);
+                        /* Back to no prefix, whatever happened. */
+                        (void) ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+                } else
+                        z = ZSTD_decompressDCtx(d, dst, e->raw_len, plain, e->payload_len);
                 if (ZSTD_isError(z)) {
                         r = zstd_errno(z);
                         /* The output is sized from an authenticated raw_len: a frame
@@ -300,8 +412,13 @@ static int blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *sto
 }
 
 int lb_blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len, LbBuf *out) {
+        return lb_blob_decode_base(k, e, stored, stored_len, NULL, 0, out);
+}
+
+int lb_blob_decode_base(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
+                        const void *base, size_t base_len, LbBuf *out) {
         lb_buf_clear(out);
-        int r = blob_decode(k, e, stored, stored_len, out);
+        int r = blob_decode(k, e, stored, stored_len, base, base_len, out);
         if (r < 0) {
                 /* Never hand back bytes that failed verification. */
                 if (out->data)
@@ -317,9 +434,9 @@ int lb_blob_verify(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored,
                 return r;
         if (stored_len != e->stored_len)
                 return -EBADMSG;
-        uint8_t ad[LB_BLOB_AD_SIZE];
-        blob_ad(e, ad);
-        return lb_unseal_verify(k->data_key, ad, sizeof ad, stored, stored_len);
+        uint8_t ad[LB_BLOB_AD_MAX_SIZE];
+        size_t ad_len = blob_ad(e, ad);
+        return lb_unseal_verify(k->data_key, ad, ad_len, stored, stored_len);
 }
 
 /* ---- pack writer -------------------------------------------------------- */
@@ -438,7 +555,9 @@ int lb_pack_writer_finish_iov(LbPackWriter *w, const struct iovec **ret_iov, siz
         }
 
         /* The TOC is written where its ciphertext goes and sealed in place. */
-        size_t toc_plain_len = 8 + n * LB_ENTRY_SIZE;
+        size_t toc_plain_len = 8;
+        for (size_t i = 0; i < n; i++)
+                toc_plain_len += lb_entry_record_size(&out_entries[i]);
         size_t toc_len = toc_plain_len + LB_SEAL_OVERHEAD;
         lb_buf_clear(&w->tail);
         uint8_t *p;
@@ -448,8 +567,10 @@ int lb_pack_writer_finish_iov(LbPackWriter *w, const struct iovec **ret_iov, siz
         uint8_t *toc = p + LB_NONCE_SIZE;
         memcpy(toc, LB_TOC_MAGIC, 4);
         lb_put_le32(toc + 4, (uint32_t) n);
-        for (size_t i = 0; i < n; i++)
-                lb_entry_encode(&out_entries[i], toc + 8 + i * LB_ENTRY_SIZE);
+        for (size_t i = 0, at = 8; i < n; i++) {
+                lb_entry_encode(&out_entries[i], toc + at);
+                at += lb_entry_record_size(&out_entries[i]);
+        }
         lb_seal(w->keys.meta_key, LB_TOC_AD, strlen(LB_TOC_AD), toc, toc_plain_len, p);
         p += toc_len;
         lb_put_le32(p, (uint32_t) toc_len);
@@ -512,7 +633,7 @@ int lb_pack_parse_footer(const uint8_t footer[LB_PACK_FOOTER_SIZE], uint64_t pac
         uint32_t toc_len = lb_get_le32(footer);
         if (toc_len < TOC_MIN_SIZE || toc_len > TOC_MAX_SIZE || toc_len > pack_size - LB_PACK_FOOTER_SIZE)
                 return -EBADMSG;
-        if ((toc_len - TOC_MIN_SIZE) % LB_ENTRY_SIZE != 0)
+        if ((toc_len - TOC_MIN_SIZE) % 8 != 0)
                 return -EBADMSG;
         *ret_toc_len = toc_len;
         return 0;
@@ -543,7 +664,8 @@ int lb_pack_parse_toc(const LbKeys *k, const uint8_t *sealed, size_t n, uint64_t
         r = lb_reader_le32(&rd, &count);
         if (r < 0)
                 return r;
-        if (count > LB_PACK_MAX_ENTRIES || (uint64_t) count * LB_ENTRY_SIZE != lb_reader_left(&rd))
+        if (count > LB_PACK_MAX_ENTRIES || (uint64_t) count * LB_ENTRY_SIZE > lb_reader_left(&rd) ||
+            (uint64_t) count * LB_RECORD_MAX_SIZE < lb_reader_left(&rd))
                 return -EBADMSG;
 
         _cleanup_free_ LbPackEntry *entries = calloc(LB_MAX(count, 1u), sizeof *entries);
@@ -551,16 +673,15 @@ int lb_pack_parse_toc(const LbKeys *k, const uint8_t *sealed, size_t n, uint64_t
         if (!entries || !sorted)
                 return -ENOMEM;
         for (uint32_t i = 0; i < count; i++) {
-                const uint8_t *p;
-                r = lb_reader_bytes(&rd, LB_ENTRY_SIZE, &p);
-                if (r < 0)
-                        return r;
-                r = lb_entry_decode(p, &entries[i]);
+                r = lb_record_read(&rd, &entries[i]);
                 if (r < 0)
                         return r;
                 if (entries[i].offset > blobs_end || entries[i].stored_len > blobs_end - entries[i].offset)
                         return -EBADMSG;
         }
+
+        if (lb_reader_left(&rd) != 0)
+                return -EBADMSG; /* the records must fill the TOC exactly */
 
         /* No two blobs may share bytes. */
         if (count > 0)

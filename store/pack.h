@@ -25,20 +25,41 @@ typedef struct LbPackEntry {
         uint32_t raw_len;       /* length of the chunk itself */
         uint8_t type;           /* LB_BLOB_* */
         uint8_t codec;          /* LB_CODEC_* */
+        LbId base;              /* LB_CODEC_DELTA: the base chunk's id; zero otherwise */
 } LbPackEntry;
 
-void lb_entry_encode(const LbPackEntry *e, uint8_t out[LB_ENTRY_SIZE]);
-/* Checks type, codec, length relations and limits: -EBADMSG if invalid. */
+/* Bytes of e's TOC / index file record: LB_ENTRY_SIZE, or
+ * LB_RECORD_MAX_SIZE for a delta (the entry, then its base id). */
+size_t lb_entry_record_size(const LbPackEntry *e);
+/* Writes e's record (lb_entry_record_size(e) bytes). */
+void lb_entry_encode(const LbPackEntry *e, uint8_t *out);
+/* Decodes the fixed 56-byte part of a record; for a delta the base id
+ * (the next 32 bytes) is the caller's to read (lb_record_read does both).
+ * Checks type, codec, length relations and limits: -EBADMSG if invalid. */
 int lb_entry_decode(const uint8_t in[LB_ENTRY_SIZE], LbPackEntry *ret) _warn_unused_;
+/* Reads one whole record from rd. */
+int lb_record_read(LbReader *rd, LbPackEntry *ret) _warn_unused_;
 
 /* Encodes a blob: fills e (all but offset) and appends the sealed bytes to out.
  * zstd_level <= 0 stores raw. raw_len must be <= LB_BLOB_RAW_MAX. */
 int lb_blob_encode(const LbKeys *k, uint8_t type, const LbId *id, const void *raw, size_t raw_len,
                    int zstd_level, LbBuf *out, LbPackEntry *e) _warn_unused_;
+/* The same for a data chunk that may be stored as a delta against base
+ * (base_len bytes, the plaintext of chunk base_id, a chunk stored whole):
+ * the delta is kept when its payload is at most half the whole chunk's
+ * (docs/design.md "Deltas"); e->codec says which was stored. */
+int lb_blob_encode_base(const LbKeys *k, const LbId *id, const void *raw, size_t raw_len, const LbId *base_id,
+                        const void *base, size_t base_len, int zstd_level, LbBuf *out, LbPackEntry *e) _warn_unused_;
 /* Decodes a sealed blob described by e into out (replacing its contents);
- * verifies the AEAD tag, decompressed length and keyed id: -EBADMSG on any mismatch. */
+ * verifies the AEAD tag, decompressed length and keyed id: -EBADMSG on any
+ * mismatch. A delta (codec LB_CODEC_DELTA) needs lb_blob_decode_base:
+ * -EINVAL here. */
 int lb_blob_decode(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
                    LbBuf *out) _warn_unused_;
+/* The same for a delta, given its base's verified plaintext (base_len
+ * bytes); for other codecs base is ignored. */
+int lb_blob_decode_base(const LbKeys *k, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
+                        const void *base, size_t base_len, LbBuf *out) _warn_unused_;
 
 /* Checks that stored is the sealed blob e describes (its AEAD tag over the
  * id, type, codec and lengths), without decrypting or decompressing it:

@@ -617,16 +617,49 @@ int lb_repo_lookup(LbRepo *r, const LbId *id, LbBlobLoc *ret) {
         return lb_index_lookup(r->index, id, ret);
 }
 
-/* Reads and decodes the blob at l; stored holds its sealed bytes. */
-static int read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *stored, LbBuf *out) {
+/* Reads the sealed bytes of the blob at l into stored. */
+static int read_sealed(LbRepo *r, const LbBlobLoc *l, LbBuf *stored) {
         char hex[2 * LB_ID_SIZE + 1];
         lb_id_hex(&l->pack, hex);
         int k = r->be->get(r->be, LB_OBJ_PACK, hex, l->e.offset, l->e.stored_len, stored);
         if (k == -ENOENT)
                 return -EBADMSG; /* indexed but gone: the repository is damaged */
+        return k;
+}
+
+int lb_repo_read_base(LbRepo *r, const LbPackEntry *delta, LbBuf *out) {
+        LbBlobLoc b;
+        int k = lb_repo_lookup(r, &delta->base, &b);
+        if (k == -ENOENT)
+                return -EBADMSG; /* a delta whose base is gone cannot be read */
         if (k < 0)
                 return k;
-        return lb_blob_decode(&r->keys, &l->e, stored->data, stored->len, out);
+        /* A base is a data chunk stored whole (docs/design.md "Deltas"). */
+        if (b.e.type != LB_BLOB_DATA || b.e.codec == LB_CODEC_DELTA || b.e.raw_len > LB_DELTA_BASE_MAX)
+                return -EBADMSG;
+        _cleanup_buf_ LbBuf stored = {};
+        k = read_sealed(r, &b, &stored);
+        if (k < 0)
+                return k;
+        return lb_blob_decode(&r->keys, &b.e, stored.data, stored.len, out);
+}
+
+int lb_repo_decode_blob(LbRepo *r, const LbPackEntry *e, const uint8_t *stored, size_t stored_len, LbBuf *out) {
+        if (e->codec != LB_CODEC_DELTA)
+                return lb_blob_decode(&r->keys, e, stored, stored_len, out);
+        _cleanup_buf_ LbBuf base = {};
+        int k = lb_repo_read_base(r, e, &base);
+        if (k < 0)
+                return k;
+        return lb_blob_decode_base(&r->keys, e, stored, stored_len, base.data, base.len, out);
+}
+
+/* Reads and decodes the blob at l; stored holds its sealed bytes. */
+static int read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *stored, LbBuf *out) {
+        int k = read_sealed(r, l, stored);
+        if (k < 0)
+                return k;
+        return lb_repo_decode_blob(r, &l->e, stored->data, stored->len, out);
 }
 
 int lb_repo_read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *out) {

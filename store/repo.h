@@ -153,6 +153,13 @@ int lb_repo_read_blob(LbRepo *r, const LbId *id, LbBuf *out) _warn_unused_;
 int lb_repo_read_blob_buf(LbRepo *r, const LbId *id, LbBuf *stored, LbBuf *out) _warn_unused_;
 /* The same for a blob whose location the caller knows (from an index file). */
 int lb_repo_read_blob_at(LbRepo *r, const LbBlobLoc *l, LbBuf *out) _warn_unused_;
+/* Decodes the sealed bytes of the blob e describes (read by the caller);
+ * a delta's base is read and verified first. */
+int lb_repo_decode_blob(LbRepo *r, const LbPackEntry *e, const uint8_t *stored, size_t stored_len,
+                        LbBuf *out) _warn_unused_;
+/* Reads the base of delta (codec LB_CODEC_DELTA) into out, verified;
+ * -EBADMSG if it is not indexed or not a data chunk stored whole. */
+int lb_repo_read_base(LbRepo *r, const LbPackEntry *delta, LbBuf *out) _warn_unused_;
 /* Loads a tree blob. */
 int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) _warn_unused_;
 
@@ -190,12 +197,18 @@ typedef struct LbWriterStats {
         uint64_t data_new;          /* new data chunks (blobs_new less trees and chunk lists) */
         uint64_t data_bytes_new;    /* their raw bytes */
         uint64_t packs;
+        uint64_t deltas;            /* new data chunks stored against a base */
 } LbWriterStats;
 int lb_writer_new(LbRepo *r, LbWriter **ret) _warn_unused_;
 /* Adds a blob; *ret_id gets its id. If the id is already known, only counts it. */
 int lb_writer_add(LbWriter *w, uint8_t type, const void *p, size_t n, LbId *ret_id) _warn_unused_;
 /* Same, with the id already computed by the caller (saves a hash). */
 int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void *p, size_t n) _warn_unused_;
+/* Adds a data chunk with its id; if new, it may be stored as a delta
+ * against like, a chunk of similar content already stored (or like's own
+ * base, if like is a delta; docs/design.md "Deltas"). like NULL: as
+ * lb_writer_add_with_id. */
+int lb_writer_add_like(LbWriter *w, const LbId *id, const void *p, size_t n, const LbId *like) _warn_unused_;
 /* Writes out the open packs and an index file covering everything written. */
 int lb_writer_flush(LbWriter *w) _warn_unused_;
 void lb_writer_stats(LbWriter *w, LbWriterStats *ret);

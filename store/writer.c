@@ -119,10 +119,43 @@ static int set_error(LbWriter *w, int k) {
         return k;
 }
 
-int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void *p, size_t n) {
+/* Whether id is indexed and readable as indexed: a delta counts only
+ * while its base is indexed (a delta no snapshot uses may have outlived
+ * its base, docs/design.md "Deltas"). */
+static int lookup_usable(LbWriter *w, const LbId *id) {
+        LbBlobLoc l;
+        int k = lb_repo_lookup(w->repo, id, &l);
+        if (k == 0 && l.e.codec == LB_CODEC_DELTA)
+                k = lb_repo_lookup(w->repo, &l.e.base, NULL);
+        return k;
+}
+
+/* Encodes a new data chunk against the base like leads to, when there is
+ * one that reads back; otherwise (like NULL, gone or damaged) whole. */
+static int encode_like(LbWriter *w, const LbId *id, const void *p, size_t n, const LbId *like, LbBuf *sealed,
+                       LbPackEntry *e) {
+        LbRepo *r = w->repo;
+        LbBlobLoc l;
+        _cleanup_buf_ LbBuf base = {};
+        int k = like ? lb_repo_lookup(r, like, &l) : -ENOENT;
+        if (k == 0 && l.e.codec == LB_CODEC_DELTA)
+                k = lb_repo_read_base(r, &l.e, &base);
+        else if (k == 0 && l.e.type == LB_BLOB_DATA && l.e.raw_len <= LB_DELTA_BASE_MAX)
+                k = lb_repo_read_blob_at(r, &l, &base);
+        else if (k == 0)
+                k = -EINVAL;
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return lb_blob_encode(&r->keys, LB_BLOB_DATA, id, p, n, r->cfg.zstd_level, sealed, e);
+        const LbId *base_id = l.e.codec == LB_CODEC_DELTA ? &l.e.base : like;
+        return lb_blob_encode_base(&r->keys, id, p, n, base_id, base.data, base.len, r->cfg.zstd_level, sealed, e);
+}
+
+static int add(LbWriter *w, uint8_t type, const LbId *id, const void *p, size_t n, const LbId *like) {
         if (n > LB_BLOB_RAW_MAX)
                 return -E2BIG;
-        int k = lb_repo_lookup(w->repo, id, NULL);
+        int k = lookup_usable(w, id);
         bool known = k == 0;
         if (k < 0 && k != -ENOENT)
                 return set_error(w, k);
@@ -150,7 +183,10 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
         /* New: encode outside the lock, so workers compress in parallel. */
         _cleanup_buf_ LbBuf sealed = {};
         LbPackEntry e;
-        k = lb_blob_encode(&w->repo->keys, type, id, p, n, w->repo->cfg.zstd_level, &sealed, &e);
+        if (type == LB_BLOB_DATA && like)
+                k = encode_like(w, id, p, n, like, &sealed, &e);
+        else
+                k = lb_blob_encode(&w->repo->keys, type, id, p, n, w->repo->cfg.zstd_level, &sealed, &e);
         if (k < 0)
                 return set_error(w, k);
 
@@ -167,6 +203,8 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
                         w->stats.data_new++;
                         w->stats.data_bytes_new += n;
                 }
+                if (e.codec == LB_CODEC_DELTA)
+                        w->stats.deltas++;
                 w->stats.bytes_stored += sealed.len;
                 if (lb_pack_writer_size(w->open) >= w->repo->cfg.pack_target ||
                     lb_pack_writer_count(w->open) >= LB_PACK_MAX_ENTRIES)
@@ -181,6 +219,14 @@ int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void 
                         return set_error(w, k);
         }
         return 0;
+}
+
+int lb_writer_add_with_id(LbWriter *w, uint8_t type, const LbId *id, const void *p, size_t n) {
+        return add(w, type, id, p, n, NULL);
+}
+
+int lb_writer_add_like(LbWriter *w, const LbId *id, const void *p, size_t n, const LbId *like) {
+        return add(w, LB_BLOB_DATA, id, p, n, like);
 }
 
 int lb_writer_add(LbWriter *w, uint8_t type, const void *p, size_t n, LbId *ret_id) {

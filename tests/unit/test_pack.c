@@ -232,6 +232,7 @@ static int decode_mut(const LbPackEntry *e, void (*mut)(uint8_t *b)) {
 static void mut_reserved(uint8_t *b) { b[55] = 1; }
 static void mut_type0(uint8_t *b) { b[52] = 0; }
 static void mut_type4(uint8_t *b) { b[52] = 4; }
+static void mut_codec3(uint8_t *b) { b[53] = 3; }
 static void mut_codec2(uint8_t *b) { b[53] = 2; }
 
 TEST(test_entry_roundtrip) {
@@ -271,7 +272,10 @@ TEST(test_entry_invalid) {
         CHECK(decode_mut(&e, mut_reserved) == -EBADMSG);
         CHECK(decode_mut(&e, mut_type0) == -EBADMSG);
         CHECK(decode_mut(&e, mut_type4) == -EBADMSG);
-        CHECK(decode_mut(&e, mut_codec2) == -EBADMSG);
+        CHECK(decode_mut(&e, mut_codec3) == -EBADMSG);
+        CHECK_OK(decode_mut(&e, mut_codec2)); /* a data chunk may be a delta */
+        LbPackEntry t = valid_entry(LB_BLOB_TREE, LB_CODEC_ZSTD, 17, 4096);
+        CHECK(decode_mut(&t, mut_codec2) == -EBADMSG); /* a tree may not */
 
         LbPackEntry x = e;
         x.raw_len = 999; /* raw: payload_len must equal raw_len */
@@ -741,11 +745,11 @@ TEST(test_pack_footer) {
         CHECK(lb_pack_parse_footer(f, LB_PACK_MAX_SIZE + 1, &t) == -EBADMSG);
         lb_put_le32(f, 47); /* below the smallest TOC */
         CHECK(lb_pack_parse_footer(f, 1000, &t) == -EBADMSG);
-        lb_put_le32(f, 48 + LB_ENTRY_SIZE + 1); /* not a whole number of entries */
+        lb_put_le32(f, 48 + LB_ENTRY_SIZE + 1); /* records are multiples of 8 bytes */
         CHECK(lb_pack_parse_footer(f, 1000, &t) == -EBADMSG);
-        lb_put_le32(f, 48 + LB_ENTRY_SIZE * (LB_PACK_MAX_ENTRIES + 1)); /* above the largest TOC */
+        lb_put_le32(f, 48 + LB_RECORD_MAX_SIZE * (LB_PACK_MAX_ENTRIES + 1)); /* above the largest TOC */
         CHECK(lb_pack_parse_footer(f, LB_PACK_MAX_SIZE, &t) == -EBADMSG);
-        lb_put_le32(f, 48 + LB_ENTRY_SIZE * LB_PACK_MAX_ENTRIES);
+        lb_put_le32(f, 48 + LB_RECORD_MAX_SIZE * LB_PACK_MAX_ENTRIES); /* all deltas */
         CHECK_OK(lb_pack_parse_footer(f, LB_PACK_MAX_SIZE, &t));
         lb_put_le32(f, UINT32_MAX);
         CHECK(lb_pack_parse_footer(f, LB_PACK_MAX_SIZE, &t) == -EBADMSG);
