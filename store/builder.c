@@ -22,8 +22,28 @@ struct LbBuilder {
         int64_t start;
 };
 
+/* The same file in an earlier snapshot, to find each new chunk's base:
+ * its chunks with their end offsets, and their ids sorted to find a chunk
+ * both versions share. */
+typedef struct PrevChunk {
+        LbId id;
+        uint64_t end;          /* offset just past the chunk in prev */
+} PrevChunk;
+
+typedef struct Prev {
+        PrevChunk *chunks;     /* in file order */
+        uint32_t *by_id;       /* indexes into chunks, sorted by id */
+        size_t n;
+        /* The last chunk both versions share ends at new_at in the new
+         * file and at old_at in prev: the place of a new chunk in prev is
+         * its offset shifted by old_at - new_at. */
+        uint64_t new_at, old_at;
+} Prev;
+
 struct LbBuilderFile {
         LbBuilder *b;
+        Prev prev;
+        uint64_t cut;          /* offset of the next chunk */
         char *path;
         LbNode node;
         uint8_t *buf;
@@ -245,6 +265,8 @@ int lb_builder_file_open(LbBuilder *b, const char *path, const LbNode *tmpl, LbB
 void lb_builder_file_abort(LbBuilderFile *f) {
         if (!f)
                 return;
+        free(f->prev.chunks);
+        free(f->prev.by_id);
         lb_node_clear(&f->node);
         free(f->buf);
         free(f->path);
@@ -252,6 +274,100 @@ void lb_builder_file_abort(LbBuilderFile *f) {
         if (f->xxh)
                 XXH3_freeState(f->xxh);
         free(f);
+}
+
+static int by_id_cmp(const void *a, const void *b, void *chunks) {
+        const PrevChunk *c = chunks;
+        return lb_id_cmp(&c[*(const uint32_t *) a].id, &c[*(const uint32_t *) b].id);
+}
+
+static int prev_append(Prev *v, size_t *cap, const LbContentRef *r) {
+        if (v->n == *cap) {
+                size_t c = *cap ? 2 * *cap : 256;
+                PrevChunk *a = reallocarray(v->chunks, c, sizeof *a);
+                if (!a)
+                        return -ENOMEM;
+                v->chunks = a;
+                *cap = c;
+        }
+        uint64_t start = v->n ? v->chunks[v->n - 1].end : 0;
+        v->chunks[v->n++] = (PrevChunk) { .id = r->id, .end = start + r->size };
+        return 0;
+}
+
+int lb_builder_file_set_prev(LbBuilderFile *f, const LbNode *prev) {
+        if (prev->type != LB_NODE_FILE || f->prev.n > 0 || f->cut > 0)
+                return 0;
+        Prev v = {};
+        size_t cap = 0;
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < prev->n_content; i++) {
+                if (!prev->indirect) {
+                        k = prev_append(&v, &cap, &prev->content[i]);
+                        continue;
+                }
+                _cleanup_buf_ LbBuf b = {};
+                LbContentRef *refs = NULL;
+                size_t n = 0;
+                k = lb_repo_read_blob(f->b->repo, &prev->content[i].id, &b);
+                if (k == 0)
+                        k = lb_chunklist_decode(b.data, b.len, &refs, &n);
+                for (size_t j = 0; k == 0 && j < n; j++)
+                        k = prev_append(&v, &cap, &refs[j]);
+                free(refs);
+        }
+        if (k == 0 && v.n > UINT32_MAX)
+                k = -EFBIG;
+        if (k == 0 && !(v.by_id = malloc(LB_MAX(v.n, (size_t) 1) * sizeof *v.by_id)))
+                k = -ENOMEM;
+        if (k < 0) {
+                free(v.chunks);
+                free(v.by_id);
+                return k == -ENOMEM ? k : 0; /* no prev: whole chunks */
+        }
+        for (size_t i = 0; i < v.n; i++)
+                v.by_id[i] = (uint32_t) i;
+        if (v.n > 0)
+                qsort_r(v.by_id, v.n, sizeof *v.by_id, by_id_cmp, v.chunks);
+        f->prev = v;
+        return 0;
+}
+
+/* The chunk of prev to store the new chunk [at, at + n) against, or NULL.
+ * A chunk prev has too moves the anchor instead. */
+static const LbId *prev_like(Prev *v, const LbId *id, uint64_t at, size_t n) {
+        if (v->n == 0)
+                return NULL;
+        size_t lo = 0, hi = v->n;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                int c = lb_id_cmp(&v->chunks[v->by_id[mid]].id, id);
+                if (c == 0) {
+                        v->new_at = at + n;
+                        v->old_at = v->chunks[v->by_id[mid]].end;
+                        return NULL;
+                }
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        /* The middle of the new chunk, moved into prev's offsets. */
+        uint64_t mid_new = at + n / 2;
+        if (v->old_at + (mid_new - v->new_at) < v->old_at)
+                return NULL;
+        uint64_t place = v->old_at + (mid_new - v->new_at);
+        if (place >= v->chunks[v->n - 1].end)
+                return NULL;
+        lo = 0, hi = v->n;
+        while (lo < hi) { /* the first chunk ending past place */
+                size_t mid = lo + (hi - lo) / 2;
+                if (v->chunks[mid].end <= place)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return &v->chunks[lo].id;
 }
 
 static int add_chunk(LbBuilderFile *f, const uint8_t *p, size_t n) {
@@ -264,10 +380,13 @@ static int add_chunk(LbBuilderFile *f, const uint8_t *p, size_t n) {
                 f->refs_cap = cap;
         }
         LbId id;
-        int k = lb_writer_add(f->b->writer, LB_BLOB_DATA, p, n, &id);
+        lb_chunk_id(&f->b->repo->keys, p, n, &id);
+        const LbId *like = prev_like(&f->prev, &id, f->cut, n);
+        int k = lb_writer_add_like(f->b->writer, &id, p, n, like);
         if (k < 0)
                 return k;
         f->refs[f->n++] = (LbContentRef) { .id = id, .size = n };
+        f->cut += n;
         return 0;
 }
 

@@ -32,6 +32,12 @@ int lb_builder_add_node(LbBuilder *b, const char *path, const LbNode *n) _warn_u
 /* Opens a regular file at an absolute path. tmpl gives mode, owner and
  * mtime (may be NULL: 0600, the current user, now). */
 int lb_builder_file_open(LbBuilder *b, const char *path, const LbNode *tmpl, LbBuilderFile **ret) _warn_unused_;
+/* Names prev, the same file in an earlier snapshot (a regular file node,
+ * borrowed for the call): a new chunk is then stored, where it pays, as a
+ * delta against the chunk at the same place in prev (docs/design.md
+ * "Deltas"). Call before the first write. An unreadable prev only costs
+ * the deltas (-ENOMEM is the only error). */
+int lb_builder_file_set_prev(LbBuilderFile *f, const LbNode *prev) _warn_unused_;
 int lb_builder_file_write(LbBuilderFile *f, const void *p, size_t n) _warn_unused_;
 /* Finishes the file: its XXH3-64 checksum and size are recorded in its
  * node, with meta (deep-copied) as extra metadata. The file is freed

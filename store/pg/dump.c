@@ -62,6 +62,7 @@ struct Ctx {
         LbRepo *repo;
         const LbPgBackupOptions *o;
         LbBuilder *b;
+        const LbSnapshot *parent;       /* the database's previous snapshot, or NULL */
         char *conninfo;                 /* o->conninfo, a plain name made "dbname='name'" */
         char dbname[64];
         char *root;                     /* "/<db>" */
@@ -475,10 +476,28 @@ static int make_jobs(Ctx *x, const uint32_t *los, size_t n_los) {
 
 /* ---- files ---- */
 
+/* Opens a file of the snapshot. Its version in the previous snapshot, if
+ * any, lets new chunks be stored as deltas against the old ones at the
+ * same place: a table where a few rows per page changed costs what
+ * changed, not every page (docs/design.md "Deltas"). */
 static int file_open(Ctx *x, const char *path, const LbNode *tmpl, LbBuilderFile **ret) {
         LbNode n = { .type = LB_NODE_FILE, .mode = 0600, .uid = (uint32_t) getuid(), .gid = (uint32_t) getgid(),
                      .mtime_ns = x->mtime_ns };
-        return lb_builder_file_open(x->b, path, tmpl ? tmpl : &n, ret);
+        LbBuilderFile *f;
+        int k = lb_builder_file_open(x->b, path, tmpl ? tmpl : &n, &f);
+        if (k < 0)
+                return k;
+        LbNode prev;
+        if (x->parent && lb_snapshot_lookup_path(x->repo, x->parent, path, &prev) == 0) {
+                k = lb_builder_file_set_prev(f, &prev);
+                lb_node_clear(&prev);
+                if (k < 0) {
+                        lb_builder_file_abort(f);
+                        return k;
+                }
+        }
+        *ret = f;
+        return 0;
 }
 
 /* Records the file's checksum for the change counts, then closes it. */
@@ -1434,6 +1453,7 @@ static int backup(Ctx *x, LbPgBackupResult *ret) {
                 strcpy(host, "unknown");
         host[sizeof host - 1] = 0;
         _cleanup_(snapshot_freep) LbSnapshot *parent = find_parent(x->repo, host, x->dbname);
+        x->parent = parent;
         if (o->progress)
                 x->bytes_estimate = parent ? parent->stats.bytes_read : size_on_disk(x, leader, n_los);
 

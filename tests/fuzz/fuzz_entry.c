@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         abort();
                 if (e.codec == LB_CODEC_RAW && e.payload_len != e.raw_len)
                         abort();
-                uint8_t again[LB_ENTRY_SIZE];
+                uint8_t again[LB_RECORD_MAX_SIZE]; /* a delta's record adds its base */
                 lb_entry_encode(&e, again);
                 if (memcmp(again, data + off, LB_ENTRY_SIZE) != 0)
                         abort();

@@ -31,10 +31,11 @@ static bool same(const LbIndexPack *a, const LbIndexPack *b) {
         if (lb_id_cmp(&a->pack_id, &b->pack_id) != 0 || a->pack_size != b->pack_size || a->n != b->n)
                 return false;
         for (size_t i = 0; i < a->n; i++) {
-                uint8_t x[LB_ENTRY_SIZE], y[LB_ENTRY_SIZE];
+                uint8_t x[LB_RECORD_MAX_SIZE], y[LB_RECORD_MAX_SIZE];
                 lb_entry_encode(&a->entries[i], x);
                 lb_entry_encode(&b->entries[i], y);
-                if (memcmp(x, y, LB_ENTRY_SIZE) != 0 || a->entries[i].offset != b->entries[i].offset)
+                if (lb_entry_record_size(&a->entries[i]) != lb_entry_record_size(&b->entries[i]) ||
+                    memcmp(x, y, lb_entry_record_size(&a->entries[i])) != 0 || a->entries[i].offset != b->entries[i].offset)
                         return false;
         }
         return true;

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The snapshot builder: concurrent producers, implicit parents, checksums,
  * read back through the walker. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <xxhash.h>
 
 #include "store/builder.h"
+#include "store/tree.h"
 #include "store/walk.h"
 #include "tests.h"
 
@@ -220,9 +222,131 @@ TEST(test_parent) {
         CHECK(system(cmd) == 0);
 }
 
+/* ---- deltas against the previous version -------------------------------- */
+
+/* A table dump: rows "id<TAB>issue<TAB>quantity\n"; night n changes the
+ * quantity of about one row in twenty, as a shop's inventory does. */
+static size_t table_night(char *out, size_t cap, unsigned rows, unsigned night) {
+        size_t at = 0;
+        for (unsigned id = 1; id <= rows; id++) {
+                uint64_t h = id * 0x9e3779b97f4a7c15ull;
+                unsigned qty = (unsigned) (h >> 40) % 50;
+                for (unsigned d = 1; d <= night; d++)
+                        if (((h >> 8) + d * 7919u) % 20 == 0)
+                                qty += d;
+                int n = snprintf(out + at, cap - at, "%u\t%u\t%u\n", id, (unsigned) (h >> 20) % 100000, qty);
+                CHECK(n > 0 && (size_t) n < cap - at);
+                at += (size_t) n;
+        }
+        return at;
+}
+
+typedef struct Collect {
+        LbBuf b;
+} Collect;
+
+static int collect_bytes(const uint8_t *p, size_t n, uint64_t offset, void *ud) {
+        Collect *c = ud;
+        CHECK(offset == c->b.len);
+        return lb_buf_append(&c->b, p, n);
+}
+
+/* Counts the file's chunks stored as deltas; checks every delta's base is
+ * a chunk stored whole. */
+static size_t count_deltas(LbRepo *r, const LbNode *n) {
+        size_t deltas = 0;
+        for (size_t i = 0; i < n->n_content; i++) {
+                _cleanup_buf_ LbBuf b = {};
+                LbContentRef *refs = NULL;
+                size_t nr = 0;
+                CHECK(n->indirect);
+                CHECK_OK(lb_repo_read_blob(r, &n->content[i].id, &b));
+                CHECK_OK(lb_chunklist_decode(b.data, b.len, &refs, &nr));
+                for (size_t j = 0; j < nr; j++) {
+                        LbBlobLoc l, bl;
+                        CHECK_OK(lb_repo_lookup(r, &refs[j].id, &l));
+                        if (l.e.codec != LB_CODEC_DELTA)
+                                continue;
+                        deltas++;
+                        CHECK_OK(lb_repo_lookup(r, &l.e.base, &bl));
+                        CHECK(bl.e.codec != LB_CODEC_DELTA && bl.e.type == LB_BLOB_DATA);
+                }
+                free(refs);
+        }
+        return deltas;
+}
+
+TEST(test_deltas) {
+        char t2[] = "/tmp/lb-test-builder3-XXXXXX";
+        char *base = mkdtemp(t2);
+        CHECK(base);
+        _cleanup_free_ char *loc = lb_path_join(base, "repo");
+        LbInitOptions o;
+        lb_init_options_default(&o);
+        o.kdf_opslimit = LB_KDF_OPS_INSECURE;
+        o.kdf_memlimit = LB_KDF_MEM_INSECURE;
+        LbRepo *r;
+        CHECK_OK(lb_repo_init(loc, "pw", &o, &r));
+        CHECK_OK(lb_repo_index_update(r));
+
+        size_t cap = 8u << 20;
+        _cleanup_free_ char *table = malloc(cap);
+        CHECK(table);
+        LbSnapshotStats st[3];
+        LbId ids[3];
+        for (unsigned night = 0; night < 3; night++) {
+                size_t len = table_night(table, cap, 200000, night);
+                LbBuilder *b;
+                LbBuilderFile *f;
+                CHECK_OK(lb_builder_new(r, &b));
+                CHECK_OK(lb_builder_file_open(b, "/db/data/public.inventory", NULL, &f));
+                if (night > 0) {
+                        LbSnapshot *prev;
+                        LbNode pn;
+                        CHECK_OK(lb_repo_snapshot_load(r, &ids[night - 1], &prev));
+                        CHECK_OK(lb_snapshot_lookup_path(r, prev, "/db/data/public.inventory", &pn));
+                        CHECK_OK(lb_builder_file_set_prev(f, &pn));
+                        lb_node_clear(&pn);
+                        lb_snapshot_free(prev);
+                }
+                CHECK_OK(lb_builder_file_write(f, table, len));
+                CHECK_OK(lb_builder_file_close(f, NULL, 0));
+                LbSnapshot s = { .time_ns = 1000 + night };
+                CHECK_OK(lb_builder_commit(b, &s, &ids[night], &st[night], NULL));
+
+                /* every night reads back exactly */
+                LbSnapshot *snap;
+                LbNode n;
+                CHECK_OK(lb_repo_snapshot_load(r, &ids[night], &snap));
+                CHECK_OK(lb_snapshot_lookup_path(r, snap, "/db/data/public.inventory", &n));
+                Collect c = {};
+                CHECK_OK(lb_content_foreach(r, &n, collect_bytes, &c));
+                CHECK(c.b.len == len && memcmp(c.b.data, table, len) == 0);
+                lb_buf_free(&c.b);
+                size_t deltas = count_deltas(r, &n);
+                fprintf(stderr, "night %u: %zu bytes, %" PRIu64 " chunks, %" PRIu64 " new, %zu deltas, %" PRIu64
+                        " bytes stored\n", night, len, st[night].chunks, st[night].chunks_new, deltas,
+                        st[night].bytes_stored);
+                if (night == 0)
+                        CHECK(deltas == 0);
+                else {
+                        /* nearly every chunk has a changed row, and most become deltas */
+                        CHECK(st[night].chunks_new * 10 > st[night].chunks * 9);
+                        CHECK(deltas * 10 > st[night].chunks_new * 8);
+                        CHECK(st[night].bytes_stored * 3 < st[0].bytes_stored);
+                }
+                lb_node_clear(&n);
+                lb_snapshot_free(snap);
+        }
+        lb_repo_free(r);
+        _cleanup_free_ char *cmd = lb_strdup_printf("rm -rf '%s'", base);
+        CHECK(system(cmd) == 0);
+}
+
 int main(void) {
         CHECK_OK(lb_crypto_init());
         RUN(test_concurrent_files);
         RUN(test_parent);
+        RUN(test_deltas);
         return 0;
 }

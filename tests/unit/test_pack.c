@@ -201,7 +201,7 @@ static const Blob *find_blob(const Blob *b, size_t n, const LbId *id) {
 static bool entry_eq(const LbPackEntry *a, const LbPackEntry *b) {
         return lb_id_cmp(&a->id, &b->id) == 0 && a->offset == b->offset && a->stored_len == b->stored_len &&
                a->payload_len == b->payload_len && a->raw_len == b->raw_len && a->type == b->type &&
-               a->codec == b->codec;
+               a->codec == b->codec && lb_id_cmp(&a->base, &b->base) == 0;
 }
 
 /* ---- entries ------------------------------------------------------------ */
@@ -894,6 +894,133 @@ TEST(test_golden_pack) {
         CHECK(strcmp(hex, "d1285e954ce68be33927226001857f9beabeb658e6e61ff65defa8e28fd9d7e2") == 0);
 }
 
+/* tests/data/pack-delta-v1.pack: a base chunk (zstd) and a chunk stored
+ * as a delta against it (the base with a few bytes changed). */
+static void golden_delta_chunks(uint8_t base[4096], uint8_t changed[4096]) {
+        /* rows of an inventory table: id, issue, quantity (xorshift digits) */
+        uint64_t x = 88172645463325252ull;
+        size_t at = 0;
+        for (unsigned row = 1; at < 4096; row++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char line[64];
+                int n = snprintf(line, sizeof line, "%u\t%u\t%u\n", row, (unsigned) (x % 100000),
+                                 (unsigned) (x >> 40) % 50);
+                for (int i = 0; i < n && at < 4096; i++)
+                        base[at++] = (uint8_t) line[i];
+        }
+        memcpy(changed, base, 4096);
+        changed[100] = '7';
+        changed[2000] = '8';
+        changed[4000] = '9';
+}
+
+static void make_delta_pack(LbBuf *pack) {
+        uint8_t base[4096], changed[4096];
+        golden_delta_chunks(base, changed);
+        LbId bid, cid;
+        lb_chunk_id(&K, base, sizeof base, &bid);
+        lb_chunk_id(&K, changed, sizeof changed, &cid);
+        _cleanup_buf_ LbBuf s = {};
+        LbPackEntry e;
+        LbPackWriter *w;
+        CHECK_OK(lb_pack_writer_new(&K, &w));
+        CHECK_OK(lb_blob_encode(&K, LB_BLOB_DATA, &bid, base, sizeof base, 3, &s, &e));
+        CHECK_OK(lb_pack_writer_add(w, &e, s.data, s.len));
+        lb_buf_clear(&s);
+        CHECK_OK(lb_blob_encode_base(&K, &cid, changed, sizeof changed, &bid, base, sizeof base, 3, &s, &e));
+        CHECK(e.codec == LB_CODEC_DELTA);
+        CHECK_OK(lb_pack_writer_add(w, &e, s.data, s.len));
+        _cleanup_free_ LbPackEntry *pe = NULL;
+        size_t n;
+        CHECK_OK(lb_pack_writer_finish(w, pack, &pe, &n));
+        lb_pack_writer_free(w);
+}
+
+/* A delta's codec, base and AD survive the TOC; reading it needs the base. */
+TEST(test_golden_delta_pack) {
+        _cleanup_buf_ LbBuf pack = {}, o = {}, b = {};
+        read_data("pack-delta-v1.pack", &pack);
+        _cleanup_free_ LbPackEntry *p = NULL;
+        size_t np;
+        CHECK_OK(lb_pack_parse(&K, pack.data, pack.len, &p, &np));
+        CHECK_EQ_INT(np, 2);
+        /* toc_len = 40 + 8 + 56 (the base) + 88 (the delta and its base id) */
+        CHECK_EQ_INT(lb_get_le32(pack.data + pack.len - 16), 192);
+        uint8_t base[4096], changed[4096];
+        golden_delta_chunks(base, changed);
+        LbId bid;
+        lb_chunk_id(&K, base, sizeof base, &bid);
+        const LbPackEntry *be = NULL, *de = NULL;
+        for (size_t i = 0; i < np; i++)
+                *(p[i].codec == LB_CODEC_DELTA ? &de : &be) = &p[i];
+        CHECK(be && de);
+        CHECK(be->codec == LB_CODEC_ZSTD && lb_id_cmp(&be->id, &bid) == 0);
+        CHECK(lb_id_cmp(&de->base, &bid) == 0 && de->type == LB_BLOB_DATA && de->raw_len == 4096);
+        CHECK(de->payload_len < 64); /* three changed bytes, not the page */
+        CHECK_OK(lb_blob_decode(&K, be, pack.data + be->offset, be->stored_len, &b));
+        CHECK(b.len == 4096 && memcmp(b.data, base, 4096) == 0);
+        /* without its base a delta cannot be decoded; with another base, or
+         * another base id in its entry (the AD), it fails verification */
+        CHECK(lb_blob_decode(&K, de, pack.data + de->offset, de->stored_len, &o) == -EINVAL);
+        static const uint8_t zeros[4096];
+        CHECK(lb_blob_decode_base(&K, de, pack.data + de->offset, de->stored_len, zeros, 4096, &o) == -EBADMSG);
+        CHECK(o.len == 0);
+        LbPackEntry x = *de;
+        x.base.b[0] ^= 1;
+        CHECK(lb_blob_decode_base(&K, &x, pack.data + de->offset, de->stored_len, b.data, b.len, &o) == -EBADMSG);
+        CHECK(lb_blob_verify(&K, &x, pack.data + de->offset, de->stored_len) == -EBADMSG);
+        CHECK_OK(lb_blob_verify(&K, de, pack.data + de->offset, de->stored_len));
+        CHECK_OK(lb_blob_decode_base(&K, de, pack.data + de->offset, de->stored_len, b.data, b.len, &o));
+        CHECK(o.len == 4096 && memcmp(o.data, changed, 4096) == 0);
+}
+
+/* The writer keeps a delta only when it at most halves the payload. */
+TEST(test_blob_delta_choice) {
+        _cleanup_free_ uint8_t *a = malloc(65536), *c = malloc(65536), *r = malloc(65536);
+        CHECK(a && c && r);
+        fill_random(a, 65536, 7);
+        memcpy(c, a, 65536);
+        for (size_t i = 0; i < 65536; i += 4096)
+                c[i] ^= 0x5a;
+        fill_random(r, 65536, 8);
+        LbId aid, cid, rid;
+        lb_chunk_id(&K, a, 65536, &aid);
+        lb_chunk_id(&K, c, 65536, &cid);
+        lb_chunk_id(&K, r, 65536, &rid);
+        _cleanup_buf_ LbBuf s = {}, o = {};
+        LbPackEntry e;
+        /* random data against a near copy: a delta of a few hundred bytes */
+        CHECK_OK(lb_blob_encode_base(&K, &cid, c, 65536, &aid, a, 65536, 3, &s, &e));
+        CHECK(e.codec == LB_CODEC_DELTA && e.payload_len < 1024 && lb_id_cmp(&e.base, &aid) == 0);
+        CHECK_OK(lb_blob_decode_base(&K, &e, s.data, s.len, a, 65536, &o));
+        CHECK(o.len == 65536 && memcmp(o.data, c, 65536) == 0);
+        /* against unrelated bytes: stored whole (raw, as random data does not compress) */
+        lb_buf_clear(&s);
+        CHECK_OK(lb_blob_encode_base(&K, &rid, r, 65536, &aid, a, 65536, 3, &s, &e));
+        CHECK(e.codec == LB_CODEC_RAW);
+        CHECK_OK(lb_blob_decode(&K, &e, s.data, s.len, &o));
+        CHECK(o.len == 65536 && memcmp(o.data, r, 65536) == 0);
+        /* level 0 never makes deltas; a base over the limit is refused */
+        lb_buf_clear(&s);
+        CHECK_OK(lb_blob_encode_base(&K, &cid, c, 65536, &aid, a, 65536, 0, &s, &e));
+        CHECK(e.codec == LB_CODEC_RAW);
+        CHECK(lb_blob_encode_base(&K, &cid, c, 65536, &aid, a, LB_DELTA_BASE_MAX + 1, 3, &s, &e) == -EINVAL);
+        /* a delta's record is 88 bytes and round-trips through a TOC record */
+        lb_buf_clear(&s);
+        CHECK_OK(lb_blob_encode_base(&K, &cid, c, 65536, &aid, a, 65536, 3, &s, &e));
+        uint8_t rec[LB_RECORD_MAX_SIZE];
+        CHECK_EQ_INT(lb_entry_record_size(&e), LB_RECORD_MAX_SIZE);
+        lb_entry_encode(&e, rec);
+        LbReader rd = lb_reader(rec, sizeof rec);
+        LbPackEntry d;
+        CHECK_OK(lb_record_read(&rd, &d));
+        CHECK(lb_reader_left(&rd) == 0 && entry_eq(&d, &e) && lb_id_cmp(&d.base, &aid) == 0);
+        rd = lb_reader(rec, LB_ENTRY_SIZE + 31); /* truncated base id */
+        CHECK(lb_record_read(&rd, &d) == -EBADMSG);
+}
+
 static const struct {
         const char *name;
         int error;
@@ -949,6 +1076,9 @@ static int write_golden(const char *dir) {
         size_t ne;
         make_pack(b, 3, &pack, &e, &ne);
         write_file(dir, "pack-v1.pack", pack.data, pack.len);
+        _cleanup_buf_ LbBuf delta = {};
+        make_delta_pack(&delta);
+        write_file(dir, "pack-delta-v1.pack", delta.data, delta.len);
 
         size_t len = pack.len;
         uint64_t end = len - LB_PACK_FOOTER_SIZE - lb_get_le32(pack.data + len - 16);
@@ -1032,6 +1162,8 @@ int main(int argc, char **argv) {
         RUN(test_pack_footer);
         RUN(test_pack_toc_checks);
         RUN(test_golden_pack);
+        RUN(test_golden_delta_pack);
+        RUN(test_blob_delta_choice);
         RUN(test_golden_bad_packs);
         return 0;
 }
