@@ -16,7 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         continue;
                 if (e.type < LB_BLOB_DATA || e.type > LB_BLOB_CHUNKLIST)
                         abort();
-                if (e.codec != LB_CODEC_RAW && e.codec != LB_CODEC_ZSTD)
+                if (e.codec != LB_CODEC_RAW && e.codec != LB_CODEC_ZSTD && e.codec != LB_CODEC_DELTA)
+                        abort();
+                if (e.codec == LB_CODEC_DELTA && e.type != LB_BLOB_DATA)
                         abort();
                 if (e.raw_len > LB_BLOB_RAW_MAX)
                         abort();

@@ -35,7 +35,7 @@ static const LbKeys *test_keys(void) {
 #define TOC_BLOBS_END 65536
 
 static void fuzz_toc_plaintext(const LbKeys *k, const uint8_t *data, size_t size) {
-        if (size > LB_PACK_MAX_ENTRIES * (size_t) LB_ENTRY_SIZE + 8)
+        if (size > LB_PACK_MAX_ENTRIES * (size_t) LB_RECORD_MAX_SIZE + 8)
                 return;
         LbBuf sealed = {};
         if (lb_seal_buf(k->meta_key, LB_TOC_AD, data, size, &sealed) < 0)
@@ -43,7 +43,10 @@ static void fuzz_toc_plaintext(const LbKeys *k, const uint8_t *data, size_t size
         LbPackEntry *e = NULL;
         size_t n = 0;
         if (lb_pack_parse_toc(k, sealed.data, sealed.len, TOC_BLOBS_END, &e, &n) >= 0) {
-                if (size != 8 + n * LB_ENTRY_SIZE)
+                size_t records = 0;
+                for (size_t i = 0; i < n; i++)
+                        records += lb_entry_record_size(&e[i]);
+                if (size != 8 + records)
                         abort();
                 uint64_t used = 0;
                 for (size_t i = 0; i < n; i++) {
