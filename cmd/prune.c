@@ -24,7 +24,8 @@ static const char help[] =
         "\n"
         "Options:\n"
         "  --max-unused PERCENT   repack packs with more unused space than this\n"
-        "                         (0-100, default 10; 100 never repacks)\n"
+        "                         (0-100, default 10; 100 repacks only packs\n"
+        "                         holding an unused delta chunk)\n"
         "  --dry-run              print what would be removed; change nothing\n"
         "  --json                 print the summary as one JSON object\n";
 
@@ -95,7 +96,8 @@ static void print_result(const LbPruneResult *res, bool dry_run) {
                  res->packs_deleted, res->packs_deleted == 1 ? "" : "s", res->packs_repacked, res->packs_written, wr,
                  res->packs_unindexed, res->packs_unindexed == 1 ? "" : "s");
         if (res->packs_busy)
-                cli_info("kept %" PRIu64 " pack%s that snapshots written during prune use\n", res->packs_busy,
+                cli_info("kept %" PRIu64 " pack%s that snapshots written during prune (or the deltas that stay) "
+                         "use\n", res->packs_busy,
                          res->packs_busy == 1 ? "" : "s");
         if (res->packs_damaged)
                 cli_info("kept %" PRIu64 " pack%s that could not be read whole: run 'longbox check --read-data'\n",

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,9 @@ typedef struct PackInfo {
         uint64_t size;
         uint32_t blobs, live_blobs;
         uint32_t second_copies;   /* live blobs it holds that another pack owns */
+        uint32_t deltas;          /* its codec-2 entries; their bases are numbers */
+        uint32_t first_base;      /* first_base .. first_base + deltas - 1 */
+        uint32_t dead_deltas;     /* codec-2 entries that are dead (pass B) */
         uint64_t live_bytes, dead_bytes;   /* stored bytes of its entries */
         PackAction action;
         bool in_backend;
@@ -177,16 +181,22 @@ typedef struct MetaBlob {
 /* Pass A copies every index entry here (an unlinked temporary file next
  * to the mark set), grouped by pack in the order of Prune.packs: pass B
  * reads it back instead of opening and decoding every index file again,
- * and the repack takes the entries of the blobs it copies from it. */
+ * and the repack takes the entries of the blobs it copies from it. The
+ * stored length is not kept: it is lb_pad_length(payload_len) +
+ * LB_SEAL_OVERHEAD by construction (docs/design.md "Packs"). The base
+ * ids of deltas (codec 2) go to a second temporary file, in pass A order;
+ * a delta's record names its base by number there. */
 typedef struct SpillRec {
         uint8_t id[LB_ID_SIZE];
         uint32_t pack;           /* ordinal in Prune.packs */
         uint32_t offset;         /* packs are smaller than 4 GiB */
-        uint32_t stored_len, payload_len, raw_len;
+        uint32_t base;           /* codec 2: number of its base id; else 0 */
+        uint32_t payload_len, raw_len;
         uint8_t type, codec, reserved[2];
 } SpillRec;
 _Static_assert(sizeof(SpillRec) == 56, "spill record");
 #define SPILL_BUF 16384          /* records: 896 KiB */
+#define BASE_BUF 4096            /* base ids: 128 KiB */
 
 typedef struct Prune {
         LbRepo *r;
@@ -214,6 +224,16 @@ typedef struct Prune {
         size_t n_spill;       /* buffered, not yet written */
         uint64_t n_recs;      /* records written */
         uint8_t *owned;       /* bit per record: the blob is owned there (pass B) */
+
+        int base_fd;          /* the base ids of deltas; -1 when pass A met none */
+        LbId *base_buf;       /* BASE_BUF ids, not yet written */
+        size_t n_base_buf;
+        uint32_t n_bases;     /* written (numbered) */
+        const LbId *bases;    /* after pass A: the file, mapped (n_bases ids) */
+        uint32_t *kept;       /* phase 2: packs kept whole whose deltas' bases stay */
+        size_t n_kept;
+        LbId *own_files;      /* index files the repack wrote */
+        size_t n_own_files;
 
         Ahead lists;          /* reads chunk lists while the mark runs */
         LbBuf repack_buf;     /* the repack worker's, for a whole pack */
@@ -605,6 +625,48 @@ static int mark_snapshots(Prune *p, ListedIds *given) {
 
 /* ---- accounting ---- */
 
+/* Pass A: numbers a delta's base id and appends it to the base file
+ * (created at the first delta). A pack's records are spilled together,
+ * so its bases are numbered consecutively. */
+static int spill_base(Prune *p, PackInfo *pi, const LbId *base, uint32_t *ret) {
+        if (p->base_fd < 0) {
+                p->base_buf = malloc(BASE_BUF * sizeof *p->base_buf);
+                if (!p->base_buf)
+                        return -ENOMEM;
+                p->base_fd = lb_open_tmpfile(p->r->index_dir);
+                if (p->base_fd < 0)
+                        return p->base_fd;
+        }
+        if (p->n_base_buf == BASE_BUF) {
+                int k = lb_write_all(p->base_fd, p->base_buf, p->n_base_buf * sizeof *p->base_buf);
+                if (k < 0)
+                        return k;
+                p->n_base_buf = 0;
+        }
+        if (p->n_bases == UINT32_MAX || pi->deltas == UINT32_MAX)
+                return -E2BIG;
+        if (pi->deltas++ == 0)
+                pi->first_base = p->n_bases;
+        p->base_buf[p->n_base_buf++] = *base;
+        *ret = p->n_bases++;
+        return 0;
+}
+
+/* After pass A: the base file, mapped for reading. */
+static int map_bases(Prune *p) {
+        if (p->base_fd < 0 || p->n_bases == 0)
+                return 0;
+        int k = lb_write_all(p->base_fd, p->base_buf, p->n_base_buf * sizeof *p->base_buf);
+        if (k < 0)
+                return k;
+        p->n_base_buf = 0;
+        void *m = mmap(NULL, (size_t) p->n_bases * sizeof *p->bases, PROT_READ, MAP_SHARED, p->base_fd, 0);
+        if (m == MAP_FAILED)
+                return -errno;
+        p->bases = m;
+        return 0;
+}
+
 /* Pass A over the index files: the packs, which files list them, and
  * where the trees and chunk lists are. */
 static int scan_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
@@ -630,10 +692,16 @@ static int scan_pack(Prune *p, uint32_t file, const LbIndexPack *ip) {
                 const LbPackEntry *e = &ip->entries[i];
                 if (e->offset > UINT32_MAX)
                         return -EBADMSG; /* cannot happen: index files are checked against pack sizes */
+                uint32_t base = 0;
+                if (e->codec == LB_CODEC_DELTA) {
+                        k = spill_base(p, pi, &e->base, &base);
+                        if (k < 0)
+                                return k;
+                }
                 p->spill[p->n_spill++] = (SpillRec) {
                         .pack = ord,
                         .offset = (uint32_t) e->offset,
-                        .stored_len = e->stored_len,
+                        .base = base,
                         .payload_len = e->payload_len,
                         .raw_len = e->raw_len,
                         .type = e->type,
@@ -735,6 +803,9 @@ static int scan_index_files(Prune *p) {
                         return fail(p, k, "write a temporary file in %s: %s", p->r->index_dir, strerror(-k));
                 p->n_spill = 0;
         }
+        k = map_bases(p);
+        if (k < 0)
+                return fail(p, k, "write a temporary file in %s: %s", p->r->index_dir, strerror(-k));
         lb_qsort(p->meta, p->n_meta, sizeof *p->meta, meta_cmp);
         return 0;
 }
@@ -768,9 +839,10 @@ static int spill_peek(Prune *p, SpillCursor *c, const SpillRec **ret) {
                 *ret = NULL;
                 return 0;
         }
-        if (p->spill[c->pos].pack >= p->n_packs)
+        const SpillRec *r = &p->spill[c->pos];
+        if (r->pack >= p->n_packs || (r->codec == LB_CODEC_DELTA && r->base >= p->n_bases))
                 return -EIO;
-        *ret = &p->spill[c->pos];
+        *ret = r;
         return 0;
 }
 
@@ -779,17 +851,62 @@ static void spill_next(SpillCursor *c) {
         c->index++;
 }
 
-static LbPackEntry spill_entry(const SpillRec *r) {
+/* The stored length of a record's blob: its payload padded, sealed. The
+ * index files were checked (lb_entry_decode), so this cannot wrap. */
+static uint32_t rec_stored_len(const SpillRec *r) {
+        return lb_pad_length(r->payload_len) + LB_SEAL_OVERHEAD;
+}
+
+/* The entry of a record from spill_peek (whose base number is checked). */
+static LbPackEntry spill_entry(const Prune *p, const SpillRec *r) {
         LbPackEntry e = {
                 .offset = r->offset,
-                .stored_len = r->stored_len,
+                .stored_len = rec_stored_len(r),
                 .payload_len = r->payload_len,
                 .raw_len = r->raw_len,
                 .type = r->type,
                 .codec = r->codec,
         };
         memcpy(e.id.b, r->id, LB_ID_SIZE);
+        if (r->codec == LB_CODEC_DELTA)
+                e.base = p->bases[r->base];
         return e;
+}
+
+/* Step 1, last: marks the base of every delta whose id is marked, each
+ * copy's (copies of one chunk may name different bases, and pass B has
+ * not chosen the copy that stays yet). Bases are never deltas, so one
+ * pass over the spill does it. */
+static int mark_bases(Prune *p) {
+        if (p->n_bases == 0)
+                return 0;
+        SpillCursor c;
+        int k = spill_rewind(p, &c);
+        for (;;) {
+                const SpillRec *r;
+                if (k >= 0)
+                        k = spill_peek(p, &c, &r);
+                if (k < 0 || !r)
+                        break;
+                if (c.pos + PREFETCH < c.n && p->spill[c.pos + PREFETCH].codec == LB_CODEC_DELTA) {
+                        LbId ahead;
+                        memcpy(ahead.b, p->spill[c.pos + PREFETCH].id, LB_ID_SIZE);
+                        lb_markset_prefetch(p->mark, &ahead);
+                }
+                if (r->codec == LB_CODEC_DELTA) {
+                        LbId id;
+                        memcpy(id.b, r->id, LB_ID_SIZE);
+                        k = lb_markset_get(p->mark, &id, NULL);
+                        if (k == 0)
+                                k = mark_live(p, &p->bases[r->base], 0, NULL);
+                        else if (k == -ENOENT)
+                                k = 0;
+                }
+                spill_next(&c);
+        }
+        if (k < 0)
+                return fail(p, k, "mark the bases of deltas: %s", strerror(-k));
+        return 0;
 }
 
 /* Pass B, after the mark: each pack's entries (from the first index file
@@ -804,8 +921,9 @@ static int account_entry(Prune *p, const SpillRec *rec, uint64_t index) {
         int k = lb_markset_get(p->mark, &id, &v);
         if (k == -ENOENT || (k == 0 && (v & MARK_OWNED))) {
                 /* Unused, or a second copy of a blob another pack holds. */
-                pi->dead_bytes += rec->stored_len;
+                pi->dead_bytes += rec_stored_len(rec);
                 pi->second_copies += k == 0;
+                pi->dead_deltas += rec->codec == LB_CODEC_DELTA;
                 return 0;
         }
         if (k < 0)
@@ -815,7 +933,7 @@ static int account_entry(Prune *p, const SpillRec *rec, uint64_t index) {
                 return k;
         p->owned[index / 8] |= (uint8_t) (1u << (index % 8));
         pi->live_blobs++;
-        pi->live_bytes += rec->stored_len;
+        pi->live_bytes += rec_stored_len(rec);
         return 0;
 }
 
@@ -905,9 +1023,11 @@ static int plan(Prune *p) {
                                     "missing; nothing was deleted: run 'longbox check'", h, pi->live_blobs,
                                     pi->live_blobs == 1 ? "" : "s");
                 }
+                /* A dead delta is never kept: its base may be going. */
                 if (pi->live_blobs == 0)
                         pi->action = PACK_DELETE;
-                else if (pi->dead_bytes * 100 > (uint64_t) p->o->max_unused_percent * pi->size)
+                else if (pi->dead_bytes * 100 > (uint64_t) p->o->max_unused_percent * pi->size ||
+                         pi->dead_deltas > 0)
                         pi->action = PACK_REPACK;
         }
         return 0;
@@ -959,6 +1079,11 @@ static int repack_flush_index(Repack *rp) {
         if (k < 0)
                 return fail(rp->p, k, "write an index file: %s", strerror(-k));
         rp->p->res.index_files_written++;
+        LbId *own = realloc(rp->p->own_files, (rp->p->n_own_files + 1) * sizeof *own);
+        if (!own)
+                return -ENOMEM;
+        rp->p->own_files = own;
+        own[rp->p->n_own_files++] = file;
         crash_point("repack-index");
         /* Lookups find the copies once the source packs are forgotten. */
         k = lb_index_add_copies(rp->p->r->index, &file, rp->done, rp->n_done, rp->from);
@@ -1103,7 +1228,7 @@ static int next_repack(Prune *p, SpillCursor *c, PackInfo **ret_pi, LbPackEntry 
                         if (want && (p->owned[c->index / 8] & (1u << (c->index % 8)))) {
                                 if (n == pi->live_blobs)
                                         return -EIO; /* cannot happen: counted in pass B */
-                                e[n++] = spill_entry(r);
+                                e[n++] = spill_entry(p, r);
                         }
                         spill_next(c);
                         k = spill_peek(p, c, &r);
@@ -1256,12 +1381,114 @@ static int repack(Prune *p) {
 
 /* ---- phase 2 ---- */
 
+/* A pack that was going stays whole; the bases of its deltas must then
+ * stay too: it joins the list keep_busy_packs works through. */
+static void keep_pack(Prune *p, PackInfo *pi) {
+        if (!pack_goes(pi))
+                return;
+        pi->action = PACK_KEEP;
+        pi->copied = false;
+        p->res.packs_busy++;
+        if (pi->deltas > 0 && pi->in_backend)
+                p->kept[p->n_kept++] = pack_ordinal(p, pi); /* once: it goes no more */
+}
+
+/* The base of a delta that stays: nothing to do when phase 1 chose a copy
+ * of it to keep (owned), else the pack the index has it in stays. A delta
+ * a new snapshot uses needs its base indexed; a dead one whose base is
+ * gone already has nothing to keep. */
+static int keep_base(Prune *p, const LbId *base, bool needed) {
+        uint32_t v;
+        int k = lb_markset_get(p->mark, base, &v);
+        if (k == 0 && (v & MARK_OWNED))
+                return 0;
+        if (k < 0 && k != -ENOENT)
+                return k;
+        LbBlobLoc l;
+        k = lb_repo_lookup(p->r, base, &l);
+        if (k == -ENOENT && !needed)
+                return 0;
+        if (k < 0) {
+                char h[2 * LB_ID_SIZE + 1];
+                lb_id_hex(base, h);
+                return fail(p, k == -ENOENT ? -EBADMSG : k, "a new snapshot uses a delta whose base %s is not in "
+                            "the index; nothing was deleted: run 'longbox check'", h);
+        }
+        PackInfo *pi = pack_find(p, &l.pack);
+        if (pi)
+                keep_pack(p, pi);
+        return 0;
+}
+
+static int file_cmp(const void *a, const void *b) {
+        return lb_id_cmp(&((const IndexFileInfo *) a)->id, &((const IndexFileInfo *) b)->id);
+}
+
+/* The deltas of the packs written since phase 1 listed the index files
+ * (by backups beside it: also those of a backup that failed before its
+ * snapshot, which no snapshot uses): their bases stay. Only the index
+ * files that are new are read; those the repack wrote hold copies of live
+ * blobs, whose bases are owned. */
+static int keep_new_bases(Prune *p) {
+        ListedIds listed;
+        int k = list_ids(p, LB_OBJ_INDEX, &listed);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < listed.n && k >= 0; i++) {
+                const IndexFileInfo key = { .id = listed.v[i].id };
+                if (lb_bsearch(&key, p->files, p->n_files, sizeof *p->files, file_cmp))
+                        continue;
+                bool own = false;
+                for (size_t j = 0; j < p->n_own_files && !own; j++)
+                        own = lb_id_cmp(&p->own_files[j], &key.id) == 0;
+                if (own)
+                        continue;
+                LbIndexPack *packs = NULL;
+                size_t n = 0;
+                k = lb_repo_read_index_file(p->r, &key.id, &packs, &n);
+                if (k == -ENOENT) {
+                        k = 0; /* cannot happen under the exclusive lock */
+                        continue;
+                }
+                if (k < 0) {
+                        char hex[2 * LB_ID_SIZE + 1];
+                        lb_id_hex(&key.id, hex);
+                        k = fail(p, k, "read index file %s: %s; nothing was deleted: run 'longbox check'", hex,
+                                 strerror(-k));
+                        break;
+                }
+                for (size_t j = 0; j < n && k >= 0; j++) {
+                        if (pack_find(p, &packs[j].pack_id))
+                                continue; /* a pack phase 1 knows: its deltas are accounted for */
+                        for (size_t x = 0; x < packs[j].n && k >= 0; x++)
+                                if (packs[j].entries[x].codec == LB_CODEC_DELTA)
+                                        k = keep_base(p, &packs[j].entries[x].base, false);
+                }
+                lb_index_packs_free(packs, n);
+        }
+        free(listed.v);
+        return k;
+}
+
 /* A blob phase 1 found dead and a snapshot written since uses: the pack
- * the index has it in stays. */
+ * the index has it in stays, and for a delta (phase 1 dead or new) its
+ * base's. So do the bases of the deltas in packs written meanwhile. Then,
+ * for every pack kept whole that phase 1 meant to delete or repack (kept
+ * here, or whose repack found it damaged), the bases of its deltas, live
+ * or dead, stay: until no more packs are kept. */
 static int keep_busy_packs(Prune *p) {
-        for (size_t i = 0; i < p->n_fresh; i++) {
+        p->kept = calloc(p->n_packs + 1, sizeof *p->kept);
+        if (!p->kept)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_packs; i++) {
+                const PackInfo *pi = &p->packs[i];
+                if (pi->action == PACK_REPACK && !pi->copied && pi->deltas > 0 && pi->in_backend)
+                        p->kept[p->n_kept++] = (uint32_t) i;
+        }
+        int k = 0;
+        for (size_t i = 0; i < p->n_fresh && k >= 0; i++) {
                 LbBlobLoc l;
-                int k = lb_repo_lookup(p->r, &p->fresh[i], &l);
+                k = lb_repo_lookup(p->r, &p->fresh[i], &l);
                 if (k < 0) {
                         char h[2 * LB_ID_SIZE + 1];
                         lb_id_hex(&p->fresh[i], h);
@@ -1269,13 +1496,21 @@ static int keep_busy_packs(Prune *p) {
                                     "the index; nothing was deleted: run 'longbox check'", h);
                 }
                 PackInfo *pi = pack_find(p, &l.pack);
-                if (pi && pack_goes(pi)) {
-                        pi->action = PACK_KEEP;
-                        pi->copied = false;
-                        p->res.packs_busy++;
-                }
+                if (pi)
+                        keep_pack(p, pi);
+                if (l.e.codec == LB_CODEC_DELTA)
+                        k = keep_base(p, &l.e.base, true);
         }
-        return 0;
+        if (k >= 0)
+                k = keep_new_bases(p);
+        while (k >= 0 && p->n_kept > 0) {
+                const PackInfo *pi = &p->packs[p->kept[--p->n_kept]];
+                for (uint32_t j = 0; j < pi->deltas && k >= 0; j++)
+                        k = keep_base(p, &p->bases[pi->first_base + j], false);
+        }
+        if (k < 0 && !p->error)
+                fail(p, k, "keep the packs new snapshots use: %s", strerror(-k));
+        return k < 0 ? k : 0;
 }
 
 /* The new index files: every pack the affected files list that stays and
@@ -1390,7 +1625,7 @@ static int rewrite_index(Prune *p, Rewrite *w) {
                 uint32_t ord = r->pack;
                 while (k >= 0 && r && r->pack == ord) {
                         if (want && ip.n < pi->blobs)
-                                ip.entries[ip.n++] = spill_entry(r);
+                                ip.entries[ip.n++] = spill_entry(p, r);
                         spill_next(&c);
                         k = spill_peek(p, &c, &r);
                 }
@@ -1550,6 +1785,13 @@ static void prune_done(Prune *p) {
         free(p->owned);
         if (p->spill_fd >= 0)
                 close(p->spill_fd);
+        if (p->bases)
+                munmap((void *) p->bases, (size_t) p->n_bases * sizeof *p->bases);
+        if (p->base_fd >= 0)
+                close(p->base_fd);
+        free(p->base_buf);
+        free(p->kept);
+        free(p->own_files);
         lb_buf_free(&p->repack_buf);
         free(p->snaps);
         free(p->fresh);
@@ -1558,7 +1800,7 @@ static void prune_done(Prune *p) {
 int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **ret_error) {
         if (!r->index)
                 return -EINVAL;
-        Prune p = { .r = r, .o = o, .spill_fd = -1 };
+        Prune p = { .r = r, .o = o, .spill_fd = -1, .base_fd = -1 };
         int64_t t0 = lb_mono_ns();
         /* Sized for every indexed blob: the live ones are among them. */
         uint64_t blobs = 0, stored = 0;
@@ -1579,6 +1821,8 @@ int lb_prune_run(LbRepo *r, const LbPruneOptions *o, LbPruneResult *ret, char **
                 k = mark_snapshots(&p, &snaps);
         else
                 free(snaps.v);
+        if (k == 0)
+                k = mark_bases(&p);
         if (k < 0)
                 goto done;
         p.res.mark_ns = lb_mono_ns() - t0;

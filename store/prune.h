@@ -21,7 +21,8 @@
 
 typedef struct LbPruneOptions {
         /* A pack whose dead blobs take more than this percentage of it is
-         * repacked; 100 never repacks. */
+         * repacked; 100 repacks only packs holding a dead delta (codec 2),
+         * which are never kept whole (docs/design.md "Prune", step 3). */
         unsigned max_unused_percent;
         bool dry_run;               /* plan only: phase 1 without the copies */
         int64_t lock_wait_ns;       /* for the exclusive lock of phase 2 */
@@ -51,7 +52,8 @@ typedef struct LbPruneResult {
         uint64_t packs_deleted;      /* with no live blob */
         uint64_t packs_repacked;     /* live blobs copied out, then deleted */
         uint64_t packs_written;      /* new packs holding the copies */
-        uint64_t packs_busy;         /* candidates kept: a new snapshot uses them */
+        uint64_t packs_busy;         /* candidates kept: a new snapshot uses them, or
+                                      * they hold the base of a delta that stays */
         uint64_t packs_damaged;      /* candidates kept: could not be read whole */
         uint64_t packs_unindexed;    /* leftovers no index file lists, removed */
         uint64_t bytes_deleted;      /* size of all packs removed */
