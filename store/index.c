@@ -341,6 +341,21 @@ int lb_index_lookup(LbIndex *x, const LbId *id, LbBlobLoc *ret) {
         return mdb_err(rc);
 }
 
+/* Whether the blob entry bv (of blob_value_ok length) resolves, and, for a
+ * delta, its base does too: a delta no snapshot uses may outlive its base
+ * (docs/design.md "Deltas"), and must then give way to a new copy. */
+static int resolve_usable(MDB_txn *txn, LbIndex *x, const MDB_val *bv) {
+        int rc = resolve(txn, x, bv->mv_data, NULL, NULL);
+        const uint8_t *p = bv->mv_data;
+        if (rc != 0 || p[17] != LB_CODEC_DELTA)
+                return rc;
+        MDB_val k = { LB_ID_SIZE, (void *) (p + BLOB_VALUE_SIZE) }, v;
+        rc = mdb_get(txn, x->blobs, &k, &v);
+        if (rc == 0 && !blob_value_ok(&v))
+                rc = MDB_NOTFOUND;
+        return rc == 0 ? resolve(txn, x, v.mv_data, NULL, NULL) : rc;
+}
+
 /* Blob puts per write transaction: LMDB keeps a transaction's dirty pages
  * in memory, so a large merge commits in steps. The index file is marked
  * merged in the last one: a crash before it merges the file again. */
@@ -382,7 +397,7 @@ int lb_index_add(LbIndex *x, const LbId *file_id, const LbIndexPack *packs, size
                          * MDB_KEYEXIST bval holds the existing value. */
                         rc = mdb_put(txn, x->blobs, &bk, &bval, MDB_NOOVERWRITE);
                         if (rc == MDB_KEYEXIST) {
-                                rc = blob_value_ok(&bval) ? resolve(txn, x, bval.mv_data, NULL, NULL) : MDB_NOTFOUND;
+                                rc = blob_value_ok(&bval) ? resolve_usable(txn, x, &bval) : MDB_NOTFOUND;
                                 if (rc == MDB_NOTFOUND) {
                                         MDB_val fresh = { bv_size, bv };
                                         rc = mdb_put(txn, x->blobs, &bk, &fresh, 0);

@@ -629,6 +629,50 @@ TEST(test_crash_with_deltas) {
                         RUN(name);                     \
         } while (0)
 
+static int first_name(const char *name, uint64_t size, void *ud) {
+        (void) size;
+        char **out = ud;
+        if (!*out)
+                *out = strdup(name);
+        return 0;
+}
+
+/* A delta whose base is gone (a prune killed in step 8 can leave one):
+ * check --read-data does not call it damage while no snapshot needs it;
+ * a backup of the same chunk stores a new copy instead of deduplicating
+ * against it, and the local index takes the new copy. */
+TEST(test_orphan_delta) {
+        _cleanup_free_ char *loc = new_repo("orphan");
+        LbRepo *r = open_repo(loc);
+        const Spec a = { 40, 0 }, a2 = { 40, 1 }, f = { 41, 0 };
+        LbId s1 = backup(r, 1, &a, 1, NULL, 0);
+        _cleanup_free_ char *index1 = NULL;
+        CHECK_OK(r->be->list(r->be, LB_OBJ_INDEX, first_name, &index1));
+        CHECK(index1);
+        backup(r, 2, &f, 1, &a2, 1); /* a2 stored, used by no snapshot */
+        assert_delta(r, a2);
+        LbId pack_a = pack_of(r, a);
+        char hex[2 * LB_ID_SIZE + 1];
+        lb_id_hex(&pack_a, hex);
+        /* A's snapshot, pack and index file go, as a killed prune leaves them. */
+        CHECK_OK(lb_repo_snapshot_remove(r, &s1));
+        CHECK_OK(r->be->remove(r->be, LB_OBJ_INDEX, index1));
+        CHECK_OK(r->be->remove(r->be, LB_OBJ_PACK, hex));
+        lb_repo_free(r);
+        r = open_repo(loc); /* the local index notices the file is gone and rebuilds */
+        CHECK(!indexed(r, a) && indexed(r, a2));
+        assert_check_data(r, true);
+
+        backup(r, 3, &a2, 1, NULL, 0);
+        LbBlobLoc l;
+        LbId id = spec_id(r, a2);
+        CHECK_OK(lb_repo_lookup(r, &id, &l));
+        CHECK(l.e.codec != LB_CODEC_DELTA); /* the new, whole copy */
+        assert_reads(r, a2);
+        assert_check_data(r, true);
+        lb_repo_free(r);
+}
+
 int main(int argc, char **argv) {
         CHECK_OK(lb_crypto_init());
         base = mkdtemp(tmpl);
@@ -641,6 +685,7 @@ int main(int argc, char **argv) {
         RUN_IF(test_dead_delta_reused_during_prune);
         RUN_IF(test_unused_new_delta_during_prune);
         RUN_IF(test_crash_with_deltas);
+        RUN_IF(test_orphan_delta);
         _cleanup_free_ char *cmd = lb_strdup_printf("rm -rf '%s'", base);
         return system(cmd) == 0 ? 0 : 1;
 }
