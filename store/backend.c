@@ -61,6 +61,36 @@ bool lb_obj_path_parse(LbObjType t, const char *rel, const char **ret_name) {
         return true;
 }
 
+static int range_cmp(const void *a, const void *b) {
+        const LbRange *x = a, *y = b;
+        if (x->off != y->off)
+                return x->off < y->off ? -1 : 1;
+        return x->len < y->len ? -1 : x->len > y->len;
+}
+
+size_t lb_ranges_coalesce(LbRange *v, size_t n, uint64_t gap) {
+        lb_qsort(v, n, sizeof *v, range_cmp);
+        size_t m = 0;
+        uint64_t end = 0;   /* of v[m - 1] */
+        for (size_t i = 0; i < n; i++) {
+                if (v[i].len == 0)
+                        continue;
+                /* Ends are clamped, so a huge length cannot wrap around. */
+                uint64_t e = v[i].len > UINT64_MAX - v[i].off ? UINT64_MAX : v[i].off + v[i].len;
+                if (m > 0 && (v[i].off <= end || v[i].off - end <= gap)) {
+                        if (e > end) {
+                                end = e;
+                                v[m - 1].len = end - v[m - 1].off;
+                        }
+                        continue;
+                }
+                v[m] = (LbRange) { .off = v[i].off, .len = e - v[i].off };
+                end = e;
+                m++;
+        }
+        return m;
+}
+
 int lb_backend_open(const char *location, LbBackend **ret) {
         if (!location || !*location)
                 return -EINVAL;

@@ -41,6 +41,12 @@ typedef enum LbObjType {
 
 #define LB_BACKEND_VERSION 1
 
+/* A byte range of an object. */
+typedef struct LbRange {
+        uint64_t off;
+        uint64_t len;
+} LbRange;
+
 typedef struct LbBackend LbBackend;
 /* Called for each object; a negative return stops the listing and is returned. */
 typedef int (*LbListFn)(const char *name, uint64_t size, void *userdata);
@@ -90,7 +96,21 @@ struct LbBackend {
          * Errors as get. */
         int (*map)(LbBackend *b, LbObjType t, const char *name, const uint8_t **ret, size_t *ret_len);
         void (*unmap)(LbBackend *b, const uint8_t *p, size_t len);
+        /* Optional (NULL where it would not help, as on remotes): the
+         * caller is about to read these byte ranges of an object (several
+         * gets), so a local backend may start reading them into the page
+         * cache now, in parallel, and return. Only the ranges (merged
+         * when they lie within a page of each other) are read, never the
+         * rest of the object. v is reordered and rewritten. Best effort:
+         * ranges past the end are ignored, and errors (-ENOENT...) only
+         * say the hint was not given; a get still reads everything. */
+        int (*hint)(LbBackend *b, LbObjType t, const char *name, LbRange *v, size_t n);
 };
+
+/* Sorts v by offset and merges ranges that overlap or lie at most gap
+ * bytes apart (the merged range covers the gap); empty ranges are
+ * dropped. Returns the number of ranges left at the start of v. */
+size_t lb_ranges_coalesce(LbRange *v, size_t n, uint64_t gap);
 
 /* Opens a backend for a location string. Plain paths (and "dir:PATH")
  * open the directory backend. -EPROTONOSUPPORT for unknown schemes. */

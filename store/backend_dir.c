@@ -242,6 +242,36 @@ static int dir_get(LbBackend *b, LbObjType t, const char *name, uint64_t off, si
         return r;
 }
 
+/* Ranges a hint merges: at most a page apart, so what is read beyond the
+ * ranges asked for is less than a page per range. */
+#define HINT_GAP 4096
+
+static int dir_hint(LbBackend *b, LbObjType t, const char *name, LbRange *v, size_t n) {
+        DirBackend *d = (DirBackend *) b;
+        if (t != LB_OBJ_CONFIG && !name_ok(name))
+                return -EINVAL;
+        n = lb_ranges_coalesce(v, n, HINT_GAP);
+        if (n == 0)
+                return 0;
+        int fd = -1, slot = -1;
+        uint64_t size = 0;
+        int r = fd_acquire(d, t, name, &fd, &size, &slot);
+        if (r < 0)
+                return r;
+        /* WILLNEED starts the reads of the pages not cached yet and
+         * returns without waiting for them. */
+        for (size_t i = 0; i < n && v[i].off < size; i++) {
+                uint64_t len = LB_MIN(v[i].len, size - v[i].off);
+                int e = posix_fadvise(fd, (off_t) v[i].off, (off_t) len, POSIX_FADV_WILLNEED);
+                if (e != 0) {
+                        r = -e;
+                        break;
+                }
+        }
+        fd_release(d, fd, slot);
+        return r;
+}
+
 static int dir_map(LbBackend *b, LbObjType t, const char *name, const uint8_t **ret, size_t *ret_len) {
         DirBackend *d = (DirBackend *) b;
         if (t != LB_OBJ_CONFIG && !name_ok(name))
@@ -498,6 +528,7 @@ int lb_backend_dir_open(const char *path, LbBackend **ret) {
                 .put_iov = dir_put_iov,
                 .map = dir_map,
                 .unmap = dir_unmap,
+                .hint = dir_hint,
         };
         pthread_mutex_init(&d->lock, NULL);
         for (int i = 0; i < FD_CACHE; i++)

@@ -16,6 +16,7 @@ typedef struct Entry {
         pthread_cond_t done;       /* this load finished (signalled only with waiters) */
         int error;
         bool loading;
+        bool started;              /* a thread is reading it (queued ones: not yet) */
         bool in_table;             /* findable; false once failed or evicted */
         struct Entry *hnext;       /* hash chain */
         struct Entry *prev, *next; /* LRU list of loaded entries, most recent first */
@@ -25,13 +26,18 @@ struct LbChunkCache {
         LbRepo *r;
         uint64_t max_bytes;
         pthread_mutex_t lock;
-        pthread_cond_t work;       /* the queue has work, or stop */
+        pthread_cond_t work;       /* the queue or hints have work, or stop */
         Entry **buckets;
         size_t mask;
         Entry *lru_head, *lru_tail;
         uint64_t bytes;            /* plaintext of loaded entries in the table */
         Entry *queue[QUEUE_MAX];
         size_t q_head, q_len;
+        /* Queued blobs not yet announced to the backend (lb_repo_hint_blobs):
+         * a worker announces them, not the reader that queued them, whose
+         * read would wait for the many small hints. */
+        LbId *hints;
+        size_t n_hints, cap_hints;
         bool stop;
         pthread_t threads[WORKERS_MAX];
         unsigned n_threads;
@@ -157,18 +163,36 @@ static void finish(LbChunkCache *c, Entry *e, int k, LbBuf *b) {
 
 static void *worker(void *userdata) {
         LbChunkCache *c = userdata;
+        LbBuf stored = {};   /* sealed bytes, the buffer reused from blob to blob */
         pthread_mutex_lock(&c->lock);
         for (;;) {
-                while (!c->stop && c->q_len == 0)
+                while (!c->stop && c->q_len == 0 && c->n_hints == 0)
                         pthread_cond_wait(&c->work, &c->lock);
                 if (c->stop)
                         break;
+                if (c->n_hints > 0) {
+                        /* Hints first: they start reads for the queue's tail. */
+                        LbId *ids = LB_TAKE_PTR(c->hints);
+                        size_t n = c->n_hints;
+                        c->n_hints = c->cap_hints = 0;
+                        pthread_mutex_unlock(&c->lock);
+                        (void) lb_repo_hint_blobs(c->r, ids, n);
+                        free(ids);
+                        pthread_mutex_lock(&c->lock);
+                        continue;
+                }
                 Entry *e = c->queue[c->q_head];
                 c->q_head = (c->q_head + 1) % QUEUE_MAX;
                 c->q_len--;
+                if (e->started) {
+                        /* A reader took it (lb_chunk_cache_get). */
+                        unref(c, e);
+                        continue;
+                }
+                e->started = true;
                 pthread_mutex_unlock(&c->lock);
                 LbBuf b = {};
-                int k = lb_repo_read_blob(c->r, &e->id, &b);
+                int k = lb_repo_read_blob_buf(c->r, &e->id, &stored, &b);
                 pthread_mutex_lock(&c->lock);
                 finish(c, e, k, &b);
                 lb_buf_free(&b);
@@ -176,6 +200,7 @@ static void *worker(void *userdata) {
                 unref(c, e);
         }
         pthread_mutex_unlock(&c->lock);
+        lb_buf_free(&stored);
         return NULL;
 }
 
@@ -222,6 +247,11 @@ LbChunkCache *lb_chunk_cache_free(LbChunkCache *c) {
         /* Queued entries hold a reference and are in the table. */
         for (size_t i = 0; i < c->q_len; i++) {
                 Entry *e = c->queue[(c->q_head + i) % QUEUE_MAX];
+                if (e->started) {
+                        /* Read by a reader (or failed and out of the table already). */
+                        unref(c, e);
+                        continue;
+                }
                 e->loading = false;
                 e->error = -ECANCELED;
                 table_remove(c, e);
@@ -236,6 +266,7 @@ LbChunkCache *lb_chunk_cache_free(LbChunkCache *c) {
                 }
         }
         free(c->buckets);
+        free(c->hints);
         pthread_cond_destroy(&c->work);
         pthread_mutex_destroy(&c->lock);
         free(c);
@@ -251,9 +282,38 @@ static void hand_out(LbChunkCache *c, Entry *e, LbCachedBlob *ret) {
         *ret = (LbCachedBlob) { .data = e->data, .len = e->len, .entry_ = e };
 }
 
+/* Reads blob e (which the caller has marked started and holds a
+ * reference to) and hands it out. Called and returns with the lock held. */
+static int load(LbChunkCache *c, Entry *e, LbCachedBlob *ret) {
+        pthread_mutex_unlock(&c->lock);
+        LbBuf b = {};
+        int k = lb_repo_read_blob(c->r, &e->id, &b);
+        pthread_mutex_lock(&c->lock);
+        finish(c, e, k, &b);
+        lb_buf_free(&b);
+        if (k < 0) {
+                unref(c, e);
+                return k;
+        }
+        hand_out(c, e, ret);
+        return 0;
+}
+
 int lb_chunk_cache_get(LbChunkCache *c, const LbId *id, LbCachedBlob *ret) {
         pthread_mutex_lock(&c->lock);
         Entry *e = find(c, id);
+        if (e && e->loading && !e->started) {
+                /* Queued for read-ahead, and no worker has got to it: a
+                 * reader that caught up with the workers reads it itself
+                 * rather than sleep until one does (a wake-up for every
+                 * small blob costs more than it saves). */
+                e->refs++;
+                e->started = true;
+                c->stats.misses++;
+                int k = load(c, e, ret);
+                pthread_mutex_unlock(&c->lock);
+                return k;
+        }
         if (e) {
                 e->refs++;
                 if (e->loading)
@@ -281,22 +341,10 @@ int lb_chunk_cache_get(LbChunkCache *c, const LbId *id, LbCachedBlob *ret) {
                 return -ENOMEM;
         }
         e->refs = 1;
+        e->started = true;
+        int k = load(c, e, ret);
         pthread_mutex_unlock(&c->lock);
-
-        LbBuf b = {};
-        int k = lb_repo_read_blob(c->r, id, &b);
-
-        pthread_mutex_lock(&c->lock);
-        finish(c, e, k, &b);
-        lb_buf_free(&b);
-        if (k < 0) {
-                unref(c, e);
-                pthread_mutex_unlock(&c->lock);
-                return k;
-        }
-        hand_out(c, e, ret);
-        pthread_mutex_unlock(&c->lock);
-        return 0;
+        return k;
 }
 
 int lb_chunk_cache_peek(LbChunkCache *c, const LbId *id, LbCachedBlob *ret) {
@@ -325,11 +373,27 @@ void lb_chunk_cache_release(LbChunkCache *c, LbCachedBlob *b) {
         *b = (LbCachedBlob) {};
 }
 
+/* Adds id to the blobs to announce (best effort: dropped when there is
+ * no memory, or QUEUE_MAX are waiting already). */
+static void add_hint(LbChunkCache *c, const LbId *id) {
+        if (!c->r->be->hint || c->n_hints >= QUEUE_MAX)
+                return;
+        if (c->n_hints == c->cap_hints) {
+                size_t cap = c->cap_hints ? 2 * c->cap_hints : 256;
+                LbId *v = realloc(c->hints, cap * sizeof *v);
+                if (!v)
+                        return;
+                c->hints = v;
+                c->cap_hints = cap;
+        }
+        c->hints[c->n_hints++] = *id;
+}
+
 void lb_chunk_cache_prefetch(LbChunkCache *c, const LbId *ids, size_t n) {
         if (c->n_threads == 0 || n == 0)
                 return;
+        size_t n_queued = 0;
         pthread_mutex_lock(&c->lock);
-        bool queued = false;
         for (size_t i = 0; i < n && c->q_len < QUEUE_MAX; i++) {
                 if (find(c, &ids[i]))
                         continue;
@@ -339,9 +403,13 @@ void lb_chunk_cache_prefetch(LbChunkCache *c, const LbId *ids, size_t n) {
                 e->refs = 1;      /* the queue's */
                 c->queue[(c->q_head + c->q_len) % QUEUE_MAX] = e;
                 c->q_len++;
-                queued = true;
+                /* The workers take the queue in order and are behind its
+                 * new tail: the backend starts reading these blobs' bytes
+                 * before they get there (and reads nothing else). */
+                add_hint(c, &ids[i]);
+                n_queued++;
         }
-        if (queued)
+        if (n_queued > 0)
                 pthread_cond_broadcast(&c->work);
         pthread_mutex_unlock(&c->lock);
 }

@@ -14,7 +14,8 @@
  *
  * When several threads ask for a blob that is being read, one reads it
  * and the others wait for that read (a read-ahead worker's too), so a
- * blob is decrypted and decompressed once.
+ * blob is decrypted and decompressed once. A blob queued for read-ahead
+ * that no worker has started yet is read by the thread that asks for it.
  */
 
 #include "store/repo.h"
@@ -44,7 +45,9 @@ int lb_chunk_cache_peek(LbChunkCache *c, const LbId *id, LbCachedBlob *ret) _war
 void lb_chunk_cache_release(LbChunkCache *c, LbCachedBlob *b);
 
 /* Queues blobs for the read-ahead workers (those not cached or being read
- * already). Never blocks: when the queue is full the rest are dropped. */
+ * already). Never blocks: when the queue is full the rest are dropped. A
+ * worker also announces the queued blobs to the backend first
+ * (lb_repo_hint_blobs), so a local disk reads them in parallel. */
 void lb_chunk_cache_prefetch(LbChunkCache *c, const LbId *ids, size_t n);
 
 typedef struct LbChunkCacheStats {

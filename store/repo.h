@@ -160,6 +160,13 @@ int lb_repo_decode_blob(LbRepo *r, const LbPackEntry *e, const uint8_t *stored, 
 /* Reads the base of delta (codec LB_CODEC_DELTA) into out, verified;
  * -EBADMSG if it is not indexed or not a data chunk stored whole. */
 int lb_repo_read_base(LbRepo *r, const LbPackEntry *delta, LbBuf *out) _warn_unused_;
+/* Says which blobs will be read soon, so a local backend can start
+ * reading their bytes (and only theirs) in parallel: looks up each id
+ * and hands the backend the byte ranges of each pack's blobs at once
+ * (LbBackend.hint; store/hint.c). Ids not in the index are skipped; on a
+ * backend without hints it does nothing, lookups included. Best effort:
+ * a failed hint is harmless, the read still happens. Thread-safe. */
+int lb_repo_hint_blobs(LbRepo *r, const LbId *ids, size_t n);
 /* Loads a tree blob. */
 int lb_repo_load_tree(LbRepo *r, const LbId *id, LbTree **ret) _warn_unused_;
 

@@ -181,6 +181,13 @@ typedef struct Stream {
         LbBuf chunk;
         LbContentFailure *failure;
         bool serial;             /* no read-ahead threads */
+        /* For hints: the refs that follow the ones being streamed (the
+         * next chunk list's), and how many refs are announced already: of
+         * the ones being streamed when stream_refs starts, of next when
+         * it returns. */
+        const LbContentRef *next;
+        size_t n_next;
+        size_t hinted;
 } Stream;
 
 static void fail_on(Stream *st, const LbId *id, bool is_list) {
@@ -210,6 +217,36 @@ static int check_ref(Stream *st, const LbContentRef *ref, uint64_t at) {
         return 0;
 }
 
+/* ---- read hints: the blobs of the next HINT_AHEAD chunks are announced to
+ * the backend (lb_repo_hint_blobs), at least HINT_BATCH at a time, so a
+ * local disk reads them in parallel before the reads get there. Blobs lie
+ * in random order inside their packs: without hints a cold sequential
+ * read waits for one small random read after another. ---- */
+
+#define HINT_AHEAD 2048
+#define HINT_BATCH 256
+
+/* Announces refs [from, to) of refs (n of them) followed by next. */
+static void hint_refs(LbRepo *r, const LbContentRef *refs, size_t n, const LbContentRef *next, size_t from,
+                      size_t to) {
+        if (!r->be->hint || from >= to)
+                return;
+        _cleanup_free_ LbId *ids = malloc((to - from) * sizeof *ids);
+        if (!ids)
+                return;
+        for (size_t i = from; i < to; i++)
+                ids[i - from] = i < n ? refs[i].id : next[i - n].id;
+        (void) lb_repo_hint_blobs(r, ids, to - from);
+}
+
+/* With refs below hinted announced and the reads at at, how far to
+ * announce now (hinted: nothing to do yet); total counts the refs that
+ * follow too. */
+static size_t hint_upto(size_t hinted, size_t at, size_t total) {
+        size_t want = LB_MIN(total, at + HINT_AHEAD);
+        return want >= hinted + HINT_BATCH || want == total ? LB_MAX(want, hinted) : hinted;
+}
+
 /* ---- read-ahead: worker threads fetch and verify groups of consecutive
  * chunks, up to SLOTS groups ahead, and the caller takes them in order.
  * Working a group at a time (not a chunk) keeps the threads from waking
@@ -230,11 +267,14 @@ typedef struct Prefetch {
         LbRepo *r;
         const LbContentRef *refs;
         size_t n, n_groups;
+        const LbContentRef *after;  /* for hints: Stream.next */
+        size_t n_after;
         pthread_mutex_t lock;
         pthread_cond_t ready;   /* a slot is done (the caller waits) */
         pthread_cond_t room;    /* a slot is free, or stop (workers wait) */
         size_t next;            /* next group a worker takes */
         size_t consumed;        /* groups below this are delivered */
+        size_t hinted;          /* refs below this are announced (hint_refs) */
         bool stop;
         Slot slots[SLOTS];
 } Prefetch;
@@ -265,7 +305,11 @@ static void *prefetch_worker(void *userdata) {
                         break;
                 size_t g = p->next++;
                 Slot *sl = &p->slots[g % SLOTS];
+                size_t hint_from = p->hinted;
+                p->hinted = hint_upto(hint_from, (g + 1) * GROUP, p->n + p->n_after);
+                size_t hint_to = p->hinted;
                 pthread_mutex_unlock(&p->lock);
+                hint_refs(p->r, p->refs, p->n, p->after, hint_from, hint_to);
                 /* The slot is this worker's until it is marked done. */
                 fetch_group(p, g, sl);
                 pthread_mutex_lock(&p->lock);
@@ -284,8 +328,14 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
                         return k;
                 at += refs[i].size;
         }
+        size_t total = n + st->n_next, hinted = LB_MIN(st->hinted, n);
+        if (total < READAHEAD_MIN_CHUNKS)
+                hinted = total;   /* too few to be worth it */
         if (n < READAHEAD_MIN_CHUNKS || st->serial) {
                 for (size_t i = 0; i < n; i++) {
+                        size_t upto = hint_upto(hinted, i + 1, total);
+                        hint_refs(st->r, refs, n, st->next, hinted, upto);
+                        hinted = upto;
                         int k = lb_repo_read_blob(st->r, &refs[i].id, &st->chunk);
                         if (k == 0)
                                 k = deliver(st, &refs[i], &st->chunk);
@@ -294,13 +344,15 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
                         if (k < 0)
                                 return k;
                 }
+                st->hinted = hinted > n ? hinted - n : 0;
                 return 0;
         }
 
         Prefetch *p = calloc(1, sizeof *p);
         if (!p)
                 return -ENOMEM;
-        *p = (Prefetch) { .r = st->r, .refs = refs, .n = n, .n_groups = (n + GROUP - 1) / GROUP };
+        *p = (Prefetch) { .r = st->r, .refs = refs, .n = n, .n_groups = (n + GROUP - 1) / GROUP,
+                          .after = st->next, .n_after = st->n_next, .hinted = hinted };
         pthread_mutex_init(&p->lock, NULL);
         pthread_cond_init(&p->ready, NULL);
         pthread_cond_init(&p->room, NULL);
@@ -336,6 +388,7 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
         pthread_mutex_unlock(&p->lock);
         for (unsigned i = 0; i < nt; i++)
                 pthread_join(threads[i], NULL);
+        st->hinted = p->hinted > n ? p->hinted - n : 0;
         for (size_t i = 0; i < SLOTS; i++)
                 for (size_t j = 0; j < GROUP; j++)
                         lb_buf_free(&p->slots[i].bufs[j]);
@@ -346,38 +399,75 @@ static int stream_refs(Stream *st, const LbContentRef *refs, size_t n) {
         return k;
 }
 
-static int stream_list(Stream *st, const LbContentRef *list) {
-        if (list->size > st->size - st->offset) {
-                fail_on(st, &list->id, true);
-                return -EBADMSG;
-        }
+/* Reads, decodes and checks the chunk list list (ret_refs: the caller frees). */
+static int load_list(LbRepo *r, const LbContentRef *list, LbContentRef **ret_refs, size_t *ret_n) {
         _cleanup_buf_ LbBuf raw = {};
-        int k = lb_repo_read_blob(st->r, &list->id, &raw);
-        if (k < 0) {
-                fail_on(st, &list->id, true);
+        int k = lb_repo_read_blob(r, &list->id, &raw);
+        if (k < 0)
                 return k;
-        }
-        _cleanup_free_ LbContentRef *refs = NULL;
+        LbContentRef *refs = NULL;
         size_t n = 0;
         k = lb_chunklist_decode(raw.data, raw.len, &refs, &n);
-        if (k < 0) {
-                fail_on(st, &list->id, true);
+        if (k < 0)
                 return k;
-        }
         /* The list must cover exactly the bytes its reference says. */
         uint64_t covered = 0;
         for (size_t i = 0; i < n; i++) {
                 if (refs[i].size > list->size - covered) {
-                        fail_on(st, &list->id, true);
+                        free(refs);
                         return -EBADMSG;
                 }
                 covered += refs[i].size;
         }
         if (covered != list->size) {
-                fail_on(st, &list->id, true);
+                free(refs);
                 return -EBADMSG;
         }
-        return stream_refs(st, refs, n);
+        *ret_refs = refs;
+        *ret_n = n;
+        return 0;
+}
+
+/* Streams the chunks of n chunk lists. Where the backend takes hints, the
+ * next list is loaded before the current one is streamed, so the hints
+ * run on across the lists' boundaries, and the list after it is
+ * announced: a cold read does not stop at each list. */
+static int stream_lists(Stream *st, const LbContentRef *lists, size_t n) {
+        _cleanup_free_ LbContentRef *cur = NULL, *next = NULL;
+        size_t n_cur = 0, n_next = 0;
+        bool ahead = st->r->be->hint != NULL;
+        for (size_t i = 0; i < n; i++) {
+                const LbContentRef *list = &lists[i];
+                if (list->size > st->size - st->offset) {
+                        fail_on(st, &list->id, true);
+                        return -EBADMSG;
+                }
+                free(cur);
+                cur = NULL;
+                if (next) {
+                        cur = LB_TAKE_PTR(next);
+                        n_cur = n_next;
+                } else {
+                        st->hinted = 0;
+                        int k = load_list(st->r, list, &cur, &n_cur);
+                        if (k < 0) {
+                                fail_on(st, &list->id, true);
+                                return k;
+                        }
+                }
+                /* Best effort: a list that fails here fails again, and is
+                 * reported, when its turn comes. */
+                if (ahead && i + 1 < n && load_list(st->r, &lists[i + 1], &next, &n_next) < 0)
+                        next = NULL;
+                if (ahead && i + 2 < n)
+                        (void) lb_repo_hint_blobs(st->r, &lists[i + 2].id, 1);
+                st->next = next;
+                st->n_next = next ? n_next : 0;
+                int k = stream_refs(st, cur, n_cur);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
 }
 
 static int content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *userdata,
@@ -393,11 +483,8 @@ static int content_foreach(LbRepo *r, const LbNode *file, LbContentFn fn, void *
                 .failure = failure,
                 .serial = serial,
         };
-        int k = 0;
-        if (!file->indirect)
-                k = stream_refs(&st, file->content, file->n_content);
-        for (size_t i = 0; k == 0 && file->indirect && i < file->n_content; i++)
-                k = stream_list(&st, &file->content[i]);
+        int k = file->indirect ? stream_lists(&st, file->content, file->n_content)
+                               : stream_refs(&st, file->content, file->n_content);
         lb_buf_free(&st.chunk);
         if (k < 0)
                 return k;

@@ -202,7 +202,10 @@ static int run(const char *mp, bool daemon, bool allow_other, uint64_t cache_byt
         LbFsOptions o = {
                 .cache_bytes = cache_bytes,
                 .readahead_bytes = 16u << 20,
-                .workers = (unsigned) LB_MAX(2, LB_MIN(cpus, 8)),
+                /* One more read-ahead worker than CPUs: a worker that
+                 * waits for the disk (a read not hinted early enough)
+                 * leaves its CPU to the others. */
+                .workers = (unsigned) LB_MAX(3, LB_MIN(cpus + 1, 8)),
                 .refresh_ns = 1000000000,
                 .log = log_message,
         };
